@@ -1,0 +1,54 @@
+"""`get_environment(source, env_name, scenario, seed=42)`, OG-MARL's signature.
+
+The (source, env_name) pair picks the game variant, as in OG-MARL: e.g. XOR pays -2
+on (B,B) for `inspo` and 0 for `cpa` (environments.md section 1.1). Names this
+package does not own fall through to OG-MARL's own `get_environment` when OG-MARL is
+importable; otherwise a ValueError lists the known triples.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Tuple
+
+from og_marl_inspo.envs.base import BatchEnv, Environment
+from og_marl_inspo.envs import matrix
+
+# (source, env_name, scenario) -> factory(seed) -> Environment
+_ENVIRONMENTS: Dict[Tuple[str, str, str], Callable[[int], Environment]] = {
+    ("inspo", "matrix", "xor"): lambda seed: matrix.MatrixGame(matrix.xor_payoff(-2.0), seed),
+    ("cpa", "matrix", "xor"): lambda seed: matrix.MatrixGame(matrix.xor_payoff(0.0), seed),
+    ("inspo", "matrix", "m_ne"): lambda seed: matrix.MatrixGame(matrix.m_ne_payoff(), seed),
+    ("cpa", "matrix", "permutation"): lambda seed: matrix.MatrixGame(matrix.permutation_payoff(4), seed),
+}
+
+
+def register_environment(source: str, env_name: str, scenario: str,
+                         factory: Callable[[int], Environment]) -> None:
+    """Add a game to `get_environment` (used by the grid and SMAC modules)."""
+    _ENVIRONMENTS[(source, env_name, scenario)] = factory
+
+
+def known_environments() -> List[Tuple[str, str, str]]:
+    """Every (source, env_name, scenario) this package can build, sorted."""
+    return sorted(_ENVIRONMENTS)
+
+
+def get_environment(source: str, env_name: str, scenario: str, seed: int = 42):
+    """Build the wrapper for (source, env_name, scenario), seeded."""
+    factory = _ENVIRONMENTS.get((source, env_name, scenario))
+    if factory is not None:
+        return factory(seed)
+    try:
+        from og_marl.environments import get_environment as og_marl_get_environment
+    except ImportError:
+        og_marl_get_environment = None
+    if og_marl_get_environment is not None:
+        return og_marl_get_environment(source, env_name, scenario, seed=seed)
+    known = ", ".join("/".join(t) for t in known_environments())
+    raise ValueError(
+        f"unknown environment {source}/{env_name}/{scenario} (OG-MARL is not installed); "
+        f"known source/env/scenario: {known}")
+
+
+__all__ = ["BatchEnv", "Environment", "get_environment", "known_environments",
+           "register_environment"]

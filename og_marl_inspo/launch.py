@@ -1,0 +1,107 @@
+"""One run from a config: environment + vault -> buffer -> system -> trainer -> results JSON.
+
+    python -m og_marl_inspo.launch --config=systems/bc.py:matrix/xor --config.seed=1
+
+(`og-marl-inspo train ...` builds the same config from its flags and calls `run`.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+from pathlib import Path
+from typing import Optional
+
+import ml_collections
+
+from og_marl_inspo.config import validate_run
+from og_marl_inspo.errors import ConfigError
+from og_marl_inspo.reporting import results_path, write_json_atomic
+
+
+def versions() -> dict:
+    """Library versions recorded in every results file."""
+    import flashbax
+    import jax
+    import numpy
+    import sonnet
+    import tensorflow as tf
+
+    import og_marl_inspo
+
+    return {"og_marl_inspo": og_marl_inspo.__version__, "tensorflow": tf.__version__,
+            "sonnet": sonnet.__version__, "flashbax": getattr(flashbax, "__version__", "?"),
+            "jax": jax.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
+            "devices": [d.device_type for d in tf.config.list_physical_devices()]}
+
+
+def run_paths(config: ml_collections.ConfigDict, results_dir: str):
+    """(results JSON, checkpoint dir, log dir) of a run."""
+    task = config.task
+    results = results_path(results_dir, task.source, task.env, task.scenario, task.dataset,
+                           config.system_name, config.seed)
+    stem = results.with_suffix("")
+    return results, Path(f"{stem}_checkpoints"), Path(f"{stem}_logs")
+
+
+def run(config: ml_collections.ConfigDict, results_dir: str = "results", progress: bool = True,
+        checkpoint: bool = True) -> dict:
+    """Train one (system, task, seed) and write its results file atomically."""
+    import tensorflow as tf
+
+    from og_marl_inspo import registry
+    from og_marl_inspo.data.buffer import ReplayBuffer
+    from og_marl_inspo.envs import get_environment
+    from og_marl_inspo.loggers import JsonLinesLogger, MultiLogger, TensorBoardLogger, TerminalLogger
+    from og_marl_inspo.trainer import train_run
+
+    validate_run(config)
+    task = config.task
+    environment = get_environment(task.source, task.env, task.scenario, seed=config.seed)
+    # Build the system before reading data: a bad config field fails in milliseconds.
+    tf.config.experimental.enable_op_determinism()
+    tf.random.set_seed(config.seed)
+    try:
+        system = registry.get_system(config.system_name, environment, None, seed=config.seed,
+                                     **config.system.to_dict())
+    except TypeError as err:  # an unknown keyword for this system
+        raise ConfigError(f"config block system: {err}") from None
+    buffer = ReplayBuffer(config.replay.sequence_length, config.replay.batch_size,
+                          config.replay.sample_period, seed=config.seed)
+    buffer.populate_from_vault(task.source, task.env, task.scenario, task.dataset,
+                               rel_dir=task.rel_dir, environment=environment)
+
+    results_file, checkpoint_dir, log_dir = run_paths(config, results_dir)
+    logger = MultiLogger([TerminalLogger(), TensorBoardLogger(str(log_dir)),
+                          JsonLinesLogger(str(log_dir / "train.jsonl"))])
+    system.logger = logger
+    name = f"{config.system_name} {task.env}/{task.scenario}/{task.dataset} seed {config.seed}"
+    try:
+        outcome = train_run(
+            system, buffer, environment, training_steps=config.training_steps,
+            evaluation_every=config.evaluation.every, evaluation_episodes=config.evaluation.episodes,
+            final_multiplier=config.evaluation.final_multiplier,
+            checkpoint_every=config.checkpoint_every, seed=config.seed,
+            checkpoint_dir=str(checkpoint_dir) if checkpoint else None, logger=logger,
+            progress=progress, description=name)
+    finally:
+        logger.close()
+    results = {"system": config.system_name, "source": task.source, "env": task.env,
+               "scenario": task.scenario, "dataset": task.dataset, "seed": config.seed,
+               "config": config.to_dict(), "versions": versions(), **outcome}
+    write_json_atomic(results_file, results)
+    return results
+
+
+def main(argv) -> None:  # pragma: no cover - thin absl wrapper
+    del argv
+    run(_CONFIG.value, results_dir=os.environ.get("OG_MARL_INSPO_RESULTS", "results"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from absl import app
+    from ml_collections import config_flags
+
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "system config file (path.py:arg)")
+    app.run(main)

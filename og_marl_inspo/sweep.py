@@ -1,0 +1,116 @@
+"""Many runs: systems x scenarios x datasets x seeds, resumable, and paper reproductions.
+
+A sweep skips every run whose results file exists, so an interrupted sweep is resumed
+by running the same command again (and an interrupted run resumes from its own
+checkpoint). With `workers > 1` runs go to separate processes, each with one
+TensorFlow thread pool of its own.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import dataclasses
+import multiprocessing
+import time
+from typing import List, Optional, Sequence
+
+from absl import logging
+
+from og_marl_inspo.errors import USER_ERRORS
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    system: str
+    source: str
+    env: str
+    scenario: str
+    dataset: str
+    seed: int
+
+    def __str__(self) -> str:
+        return f"{self.system} {self.source}/{self.env}/{self.scenario}/{self.dataset} seed {self.seed}"
+
+
+def _run_one(run: Run, results_dir: str, config_file: Optional[str], overrides: Sequence[str],
+             train_steps: Optional[int], rel_dir: str, checkpoint: bool, progress: bool) -> str:
+    """Train one run in this process; '' on success, else the one-line error."""
+    from og_marl_inspo.cli import run_config
+    from og_marl_inspo.launch import run as launch_run
+
+    try:
+        config = run_config(run.system, run.source, run.env, run.scenario, run.dataset, run.seed,
+                            config_file, overrides, train_steps, rel_dir)
+        launch_run(config, results_dir, progress=progress, checkpoint=checkpoint)
+    except USER_ERRORS as err:
+        return f"{run}: {err}"
+    return ""
+
+
+def _worker_init() -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
+          config_file: Optional[str] = None, overrides: Sequence[str] = (),
+          train_steps: Optional[int] = None, rel_dir: str = "vaults", checkpoint: bool = True,
+          progress: bool = False) -> List[str]:
+    """Run every run whose results file is missing; return the failures' messages."""
+    from og_marl_inspo.reporting import results_path
+
+    todo = [r for r in runs if not results_path(results_dir, r.source, r.env, r.scenario, r.dataset,
+                                                r.system, r.seed).exists()]
+    logging.warning("sweep: %d runs, %d already done, %d to run", len(runs), len(runs) - len(todo),
+                    len(todo))
+    args = (results_dir, config_file, tuple(overrides), train_steps, rel_dir, checkpoint)
+    failures: List[str] = []
+    start = time.time()
+
+    def report(i: int, run: Run, error: str) -> None:
+        status = "FAILED: " + error if error else "done"
+        print(f"[{i}/{len(todo)}] {run}: {status} ({time.time() - start:.0f} s)", flush=True)
+        if error:
+            failures.append(error)
+
+    if workers <= 1:
+        for i, run in enumerate(todo, 1):
+            report(i, run, _run_one(run, *args, progress=progress))
+        return failures
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        pending = {pool.submit(_run_one, run, *args, False): run for run in todo}
+        for i, done in enumerate(futures.as_completed(pending), 1):
+            report(i, pending[done], done.result())
+    return failures
+
+
+def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir: str = "vaults",
+              workers: int = 1, fmt: str = "markdown", progress: bool = False) -> str:
+    """Fill a paper table with every registered system it names; return the table text."""
+    from og_marl_inspo.data.collect import build_datasets
+    from og_marl_inspo.data.vault import available_uids
+    from og_marl_inspo.registry import list_systems
+    from og_marl_inspo.reporting import PAPER_TABLES, table_for
+
+    if table not in PAPER_TABLES:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(sorted(PAPER_TABLES))}")
+    spec = PAPER_TABLES[table]
+    registered = set(list_systems())
+    systems = [s for s in spec.systems if s in registered]
+    missing = [s for s in spec.systems if s not in registered]
+    if missing:
+        logging.warning("%s: not registered yet, left empty: %s", table, ", ".join(missing))
+    runs = []
+    for env, scenario, dataset in spec.rows:
+        if dataset not in available_uids(rel_dir, spec.source, env, scenario):
+            build_datasets(spec.source, env, scenario, [dataset], rel_dir)
+        runs += [Run(system, spec.source, env, scenario, dataset, seed)
+                 for system in systems for seed in range(seeds)]
+    failures = sweep(runs, results_dir, workers, overrides=[f"system.eval_mode={spec.eval_mode}"],
+                     rel_dir=rel_dir, progress=progress)
+    if failures:
+        raise RuntimeError(f"{table}: {len(failures)} runs failed:\n" + "\n".join(failures))
+    return table_for(table, results_dir, fmt)

@@ -1,0 +1,75 @@
+"""The command line: config overrides, sweeps that skip finished runs, tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from og_marl_inspo.cli import main, run_config
+from og_marl_inspo.config import load_config_file
+from og_marl_inspo.errors import ConfigError
+
+
+def test_overrides_are_typed_and_unknown_fields_refused():
+    config = run_config("bc", "inspo", "matrix", "xor", "B", 2,
+                        overrides=["system.learning_rate=0.01", "system.eval_mode=greedy",
+                                   "replay.batch_size=64", "system.add_agent_id_to_obs=false"])
+    assert config.system.learning_rate == 0.01 and config.system.eval_mode == "greedy"
+    assert config.replay.batch_size == 64 and config.system.add_agent_id_to_obs is False
+    assert config.seed == 2 and config.task.dataset == "B"
+    with pytest.raises(ConfigError, match="unknown config field 'system.learnin_rate'"):
+        run_config("bc", "inspo", "matrix", "xor", "B", 0, overrides=["system.learnin_rate=1"])
+    with pytest.raises(ConfigError, match="config field replay.batch_size"):
+        run_config("bc", "inspo", "matrix", "xor", "B", 0, overrides=["replay.batch_size=many"])
+
+
+def test_config_file_task_overrides_and_lock():
+    smac = load_config_file("systems/bc.py:smac_v1/5m_vs_6m")
+    assert smac.system.torso == "gru" and smac.replay.sequence_length == 20
+    assert smac.system.eval_mode == "greedy"
+    matrix = load_config_file("systems/bc.py:matrix/xor")
+    assert matrix.system.torso == "mlp" and matrix.training_steps == 2000
+    with pytest.raises(AttributeError):
+        matrix.system.alhpa = 1.0  # locked: a misspelt field cannot be added
+
+
+def test_train_with_a_bad_config_value_exits_with_one_line(vault_root, tmp_path, capsys):
+    code = main(["train", "--system", "bc", "--source", "inspo", "--env", "matrix", "--scenario",
+                 "xor", "--dataset", "B", "--seed", "0", "--rel-dir", vault_root, "--results-dir",
+                 str(tmp_path), "--config.system.learning_rate=-3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "config field system.learning_rate: must be > 0, got -3.0" in err
+    assert not list(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_sweep_skips_finished_runs_and_table_reads_them(vault_root, tmp_path, capsys):
+    args = ["sweep", "--systems", "bc", "--source", "inspo", "--env", "matrix", "--scenarios", "xor",
+            "--datasets", "A,B", "--seeds", "0-1", "--train-steps", "50", "--rel-dir", vault_root,
+            "--results-dir", str(tmp_path), "--config.evaluation.episodes=50",
+            "--config.evaluation.every=50"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert first.count(": done") == 4
+    stamp = (tmp_path / "inspo/matrix/xor/A/bc/seed_0.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert ": done" not in capsys.readouterr().out  # everything skipped
+    assert (tmp_path / "inspo/matrix/xor/A/bc/seed_0.json").stat().st_mtime_ns == stamp
+
+    assert main(["table", "--results-dir", str(tmp_path), "--source", "inspo"]) == 0
+    table = capsys.readouterr().out
+    assert "| bc" in table.replace("|  bc", "| bc") or "bc" in table.splitlines()[0]
+    assert "(paper: 0.23 ± 0.01)" in table  # XOR B published BC value beside ours
+
+    out = tmp_path / "marl_eval.json"
+    assert main(["export", "marl-eval", "--results-dir", str(tmp_path), "--out", str(out)]) == 0
+    exported = json.loads(out.read_text())
+    runs = exported["matrix"]["xor_B"]["bc"]
+    assert set(runs) == {"seed_0", "seed_1"}
+    assert len(runs["seed_0"]["absolute_metrics"]["episode_return"]) == 500
+
+
+def test_unknown_table_and_system_names(capsys):
+    assert main(["reproduce", "inspo-table9"]) == 2
+    assert "unknown table 'inspo-table9'" in capsys.readouterr().err
