@@ -10,7 +10,7 @@ from og_marl_inspo.baselines.bc import BCConfig
 from og_marl_inspo.config import build_config
 
 OVERRIDES = {
-    "matrix": {"training_steps": 2000, "evaluation.every": 500, "evaluation.episodes": 1000,
+    "matrix": {"training_steps": 1000, "evaluation.every": 500, "evaluation.episodes": 1000,
                "checkpoint_every": 500},
     "smac_v1": {"system.torso": "gru", "system.learning_rate": 5e-4, "system.eval_mode": "greedy",
                 "system.jit_compile": True, "replay.sequence_length": 20, "replay.batch_size": 32,

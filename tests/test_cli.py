@@ -29,7 +29,7 @@ def test_config_file_task_overrides_and_lock():
     assert smac.system.torso == "gru" and smac.replay.sequence_length == 20
     assert smac.system.eval_mode == "greedy"
     matrix = load_config_file("systems/bc.py:matrix/xor")
-    assert matrix.system.torso == "mlp" and matrix.training_steps == 2000
+    assert matrix.system.torso == "mlp" and matrix.training_steps == 1000
     with pytest.raises(AttributeError):
         matrix.system.alhpa = 1.0  # locked: a misspelt field cannot be added
 
