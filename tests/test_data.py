@@ -210,3 +210,13 @@ def test_sequence_longer_than_data_is_refused():
 def _to_batch(experience, length):
     return {k: (v[None, :length] if not isinstance(v, dict) else {kk: vv[None, :length] for kk, vv in v.items()})
             for k, v in experience.items()}
+
+
+def test_og_marl_reads_our_vaults_when_installed(vault_root, monkeypatch):
+    """OG-MARL's own FlashbaxReplayBuffer samples our vault (skipped where OG-MARL is absent)."""
+    replay_buffers = pytest.importorskip("og_marl.replay_buffers")
+    monkeypatch.chdir(Path(vault_root).parent)
+    buffer = replay_buffers.FlashbaxReplayBuffer(sequence_length=2, batch_size=8, seed=0)
+    assert buffer.populate_from_vault("inspo", "matrix", "xor", "B", rel_dir=Path(vault_root).name)
+    batch = buffer.sample()
+    assert batch["observations"].shape == (8, 2, 2, 1) and batch["infos"]["legals"].shape == (8, 2, 2, 2)
