@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
 import platform
 from pathlib import Path
@@ -16,13 +16,14 @@ from typing import Optional
 import ml_collections
 
 from og_marl_inspo.config import validate_run
-from og_marl_inspo.errors import ConfigError
+from og_marl_inspo.errors import ConfigError, TrainingError
 from og_marl_inspo.reporting import results_path, write_json_atomic
 
 
 def versions() -> dict:
     """Library versions recorded in every results file."""
-    import flashbax
+    from importlib.metadata import version
+
     import jax
     import numpy
     import sonnet
@@ -31,7 +32,7 @@ def versions() -> dict:
     import og_marl_inspo
 
     return {"og_marl_inspo": og_marl_inspo.__version__, "tensorflow": tf.__version__,
-            "sonnet": sonnet.__version__, "flashbax": getattr(flashbax, "__version__", "?"),
+            "sonnet": sonnet.__version__, "flashbax": version("flashbax"),
             "jax": jax.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
             "devices": [d.device_type for d in tf.config.list_physical_devices()]}
 
@@ -73,6 +74,8 @@ def run(config: ml_collections.ConfigDict, results_dir: str = "results", progres
                                rel_dir=task.rel_dir, environment=environment)
 
     results_file, checkpoint_dir, log_dir = run_paths(config, results_dir)
+    if checkpoint:
+        _check_resume_config(checkpoint_dir, config)
     logger = MultiLogger([TerminalLogger(), TensorBoardLogger(str(log_dir)),
                           JsonLinesLogger(str(log_dir / "train.jsonl"))])
     system.logger = logger
@@ -92,6 +95,32 @@ def run(config: ml_collections.ConfigDict, results_dir: str = "results", progres
                "config": config.to_dict(), "versions": versions(), **outcome}
     write_json_atomic(results_file, results)
     return results
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _check_resume_config(checkpoint_dir: Path, config: ml_collections.ConfigDict) -> None:
+    """Refuse to resume a checkpoint made with another config (training_steps may grow)."""
+    current = _flat(json.loads(json.dumps(config.to_dict())))
+    current.pop("training_steps")
+    saved_file = checkpoint_dir / "config.json"
+    if not saved_file.exists():
+        write_json_atomic(saved_file, current)
+        return
+    saved = json.loads(saved_file.read_text())
+    differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if differ:
+        key = differ[0]
+        raise TrainingError(f"{checkpoint_dir}: made with another config ({key}: {saved.get(key)!r} "
+                            f"there, {current.get(key)!r} now); delete it or use another --results-dir")
 
 
 def main(argv) -> None:  # pragma: no cover - thin absl wrapper

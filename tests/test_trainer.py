@@ -158,3 +158,13 @@ def test_a_nan_loss_stops_training(vault_root, xor_env):
     with pytest.raises(TrainingError, match="training diverged at step 0: policy_loss = nan"):
         train_run(system, buffer, xor_env, training_steps=3, evaluation_every=10, evaluation_episodes=2,
                   final_multiplier=1, checkpoint_every=10, seed=0, checkpoint_dir=None, progress=False)
+
+
+def test_resuming_with_another_config_is_refused(vault_root, tmp_path):
+    from og_marl_inspo.errors import TrainingError
+
+    run(_config(vault_root, steps=20), str(tmp_path), progress=False)
+    with pytest.raises(TrainingError, match=r"made with another config \(system.learning_rate: 0.001"):
+        run(_config(vault_root, steps=20, learning_rate=0.01), str(tmp_path), progress=False)
+    longer = run(_config(vault_root, steps=40), str(tmp_path), progress=False)  # more steps: resumes
+    assert longer["final"]["step"] == 40
