@@ -2,6 +2,7 @@
 
     og-marl-inspo systems
     og-marl-inspo datasets build --source S --env E --scenario SC [--dataset UID] [--rel-dir DIR]
+    og-marl-inspo datasets download --source cfcql --env smac_v1 --scenario MAP [--rel-dir DIR] [--url URL]
     og-marl-inspo datasets list [--rel-dir DIR]
     og-marl-inspo datasets info --source S --env E --scenario SC --dataset UID [--rel-dir DIR]
     og-marl-inspo train --system NAME --source S --env E --scenario SC --dataset UID --seed K
@@ -62,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = dsub.add_parser("list", help="vaults on disk")
     for p in (build, info, listing):
         p.add_argument("--rel-dir", default="vaults")
+    download = dsub.add_parser("download", help="fetch OG-MARL's published vaults (cfcql/smac_v1)")
+    download.add_argument("--source", required=True)
+    download.add_argument("--env", required=True)
+    download.add_argument("--scenario", required=True)
+    download.add_argument("--rel-dir", default="vaults")
+    download.add_argument("--url", default=None, help="zip location (default: OG-MARL's; file:// or a path)")
 
     train = sub.add_parser("train", help="train one system on one dataset and seed")
     for flag in ("--system", "--source", "--env", "--scenario", "--dataset"):
@@ -144,6 +151,10 @@ def _cmd_datasets(args, extra) -> None:
             path = vault.vault_dir(args.rel_dir, args.source, args.env, args.scenario) / uid
             print(f"{path}: {stats['episodes']} episodes, {stats['transitions']} transitions, "
                   f"return {stats['return_mean']:.4f} ± {stats['return_std']:.4f}")
+    elif args.action == "download":
+        from og_marl_inspo.data.importers import download_vault
+
+        download_vault(args.source, args.env, args.scenario, rel_dir=args.rel_dir, url=args.url)
     elif args.action == "list":
         for source, env, scenario, uid, meta in vault.list_vaults(args.rel_dir):
             stats = (f"{meta.get('episodes', '?')} episodes, return {meta['return_mean']:.4f}"
@@ -161,9 +172,10 @@ def _cmd_datasets(args, extra) -> None:
             value = stats[key]
             print(f"  {key:12s} {value:.4f}" if isinstance(value, float) else f"  {key:12s} {value}")
         if args.env == "matrix":
-            print("  joint-action frequencies (agent_0, agent_1, ...):")
+            print("  joint-action frequencies (agent_0, agent_1, ...; 0 = A, 1 = B, ...):")
             for joint, freq in vault.joint_action_frequencies(data).items():
-                print(f"    {joint}: {freq:.4f}")
+                letters = ",".join("ABCDEFGHIJ"[a] if a < 10 else str(a) for a in joint)
+                print(f"    ({letters}): {freq:.4f}")
 
 
 def _cmd_train(args, extra) -> None:

@@ -40,8 +40,18 @@ def run_episodes(system, environment, num_episodes: int, seed: int,
     """Run `num_episodes` episodes at once (one policy call per step for all of them).
 
     Returns per-episode `episode_returns` (OG-MARL's return: the sum over steps of the
-    team reward) and `episode_lengths`.
+    team reward), `episode_lengths` and any per-episode statistics the environment's
+    batch reports (e.g. `win_rate`). An environment whose copies are expensive (a
+    StarCraft II process each) caps the episodes run at once with
+    `max_parallel_episodes`; the rest follow in chunks.
     """
+    chunk = getattr(environment, "max_parallel_episodes", None) or num_episodes
+    parts = [_run_batch(system, environment, min(chunk, num_episodes - start), seed + start, max_steps)
+             for start in range(0, num_episodes, chunk)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _run_batch(system, environment, num_episodes: int, seed: int, max_steps: int):
     rng = np.random.default_rng(seed)
     batch = environment.batch(num_episodes, seed)
     obs, legals, state = batch.reset()
@@ -62,7 +72,7 @@ def run_episodes(system, environment, num_episodes: int, seed: int,
     result = {"episode_returns": returns, "episode_lengths": lengths}
     stats = getattr(batch, "stats", None)
     if callable(stats):
-        result.update(stats())
+        result.update({k: np.asarray(v, dtype=np.float64) for k, v in stats().items()})
     return result
 
 

@@ -168,3 +168,21 @@ def test_resuming_with_another_config_is_refused(vault_root, tmp_path):
         run(_config(vault_root, steps=20, learning_rate=0.01), str(tmp_path), progress=False)
     longer = run(_config(vault_root, steps=40), str(tmp_path), progress=False)  # more steps: resumes
     assert longer["final"]["step"] == 40
+
+
+def test_costly_environments_are_evaluated_in_chunks(xor_env):
+    """`max_parallel_episodes` caps the games alive at once; every episode is still played."""
+    from og_marl_inspo.registry import get_system
+    from og_marl_inspo.trainer import run_episodes
+
+    sizes = []
+    original = type(xor_env).batch
+
+    def spy(self, num_envs, seed):
+        sizes.append(num_envs)
+        return original(self, num_envs, seed)
+
+    xor_env.max_parallel_episodes = 3
+    xor_env.batch = spy.__get__(xor_env)
+    out = run_episodes(get_system("bc", xor_env, None), xor_env, 8, seed=0)
+    assert sizes == [3, 3, 2] and out["episode_returns"].shape == (8,)

@@ -16,6 +16,7 @@ import numpy as np
 
 from og_marl_inspo.data.vault import Experience, summary, write_vault
 from og_marl_inspo.envs import get_environment
+from og_marl_inspo.envs import aloha, bridge, sensor
 
 DATASET_SEED = 0
 
@@ -131,6 +132,29 @@ RECIPES: Dict[Tuple[str, str, str], Dict[str, Recipe]] = {
         "Good": _permutation_mix(400, 0),
         "Medium": _permutation_mix(200, 4800),
         "Poor": _permutation_mix(80, 7680),
+    },
+    ("inspo", "bridge", "bridge"): {
+        "Optimal": Recipe("500 Optimal episodes", bridge.optimal_and_random(500, 0)),
+        "Mixed": Recipe("500 Optimal + 500 uniform random episodes", bridge.optimal_and_random(500, 500)),
+    },
+    ("cpa", "bridge", "bridge"): {
+        "Good": Recipe("500 Optimal episodes", bridge.optimal_and_random(500, 0)),
+        "Medium": Recipe("500 Optimal + 500 uniform random episodes", bridge.optimal_and_random(500, 500)),
+        "Poor": Recipe("200 Optimal + 800 uniform random episodes", bridge.optimal_and_random(200, 800)),
+    },
+    ("cpa", "aloha", "aloha"): {
+        "Good": Recipe("500 expert E + 500 expert O episodes", aloha.expert_and_random(1000, 0)),
+        "Medium": Recipe("250 E + 250 O + 500 random (transmit w.p. 1/2) episodes",
+                         aloha.expert_and_random(500, 500)),
+        "Poor": Recipe("100 E + 100 O + 800 random (transmit w.p. 1/2) episodes",
+                       aloha.expert_and_random(200, 800)),
+    },
+    ("cpa", "sensor", "sensor"): {
+        "Good": Recipe("500 expert L + 500 expert H episodes", sensor.expert_and_random(1000, 0)),
+        "Medium": Recipe("250 L + 250 H + 500 uniform-legal random episodes",
+                         sensor.expert_and_random(500, 500)),
+        "Poor": Recipe("100 L + 100 H + 800 uniform-legal random episodes",
+                       sensor.expert_and_random(200, 800)),
     },
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Tuple
 
 from og_marl_inspo.envs.base import BatchEnv, Environment
-from og_marl_inspo.envs import matrix
+from og_marl_inspo.envs import aloha, bridge, matrix, sensor
 
 # (source, env_name, scenario) -> factory(seed) -> Environment
 _ENVIRONMENTS: Dict[Tuple[str, str, str], Callable[[int], Environment]] = {
@@ -19,6 +19,11 @@ _ENVIRONMENTS: Dict[Tuple[str, str, str], Callable[[int], Environment]] = {
     ("cpa", "matrix", "xor"): lambda seed: matrix.MatrixGame(matrix.xor_payoff(0.0), seed),
     ("inspo", "matrix", "m_ne"): lambda seed: matrix.MatrixGame(matrix.m_ne_payoff(), seed),
     ("cpa", "matrix", "permutation"): lambda seed: matrix.MatrixGame(matrix.permutation_payoff(4), seed),
+    ("inspo", "bridge", "bridge"): lambda seed: bridge.Bridge(seed),
+    ("cpa", "bridge", "bridge"): lambda seed: bridge.Bridge(seed),
+    ("alberdice", "bridge", "bridge"): lambda seed: bridge.Bridge(seed),
+    ("cpa", "sensor", "sensor"): lambda seed: sensor.Sensor(seed),
+    ("cpa", "aloha", "aloha"): lambda seed: aloha.Aloha(seed),
 }
 
 
@@ -38,6 +43,12 @@ def get_environment(source: str, env_name: str, scenario: str, seed: int = 42):
     factory = _ENVIRONMENTS.get((source, env_name, scenario))
     if factory is not None:
         return factory(seed)
+    # SMAC v1 needs StarCraft II, so its maps stay out of _ENVIRONMENTS (and of
+    # known_environments()); smac itself is imported only when a game is built.
+    from og_marl_inspo.envs.smac import SMAC_V1_SCENARIOS, make_smac_v1
+
+    if env_name == "smac_v1" and scenario in SMAC_V1_SCENARIOS.get(source, ()):
+        return make_smac_v1(source, scenario, seed)
     try:
         from og_marl.environments import get_environment as og_marl_get_environment
     except ImportError:
