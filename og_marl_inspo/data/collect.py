@@ -109,6 +109,19 @@ def _permutation_mix(expert_per_perm: int, random_rows: int) -> Recipe:
                   build)
 
 
+def _cpa_template(expert_and_random, expert_a: str, expert_b: str, random_name: str,
+                  episodes: int = 1000) -> Dict[str, Recipe]:
+    """CPA's Good / Medium / Poor (ours, environments.md 1.3): 100 %, 50 % and 20 % expert
+    episodes (half each expert convention), the rest random."""
+    recipes = {}
+    for uid, share in (("Good", 1.0), ("Medium", 0.5), ("Poor", 0.2)):
+        expert = int(round(episodes * share))
+        recipes[uid] = Recipe(f"{expert // 2} expert {expert_a} + {expert // 2} expert {expert_b} + "
+                              f"{episodes - expert} {random_name} episodes",
+                              expert_and_random(expert, episodes - expert))
+    return recipes
+
+
 _XOR_SUPPORTS = {  # (inspo uid, cpa uid): joint-action counts, 6000 one-step episodes
     ("A", "AB+BA"): {(0, 1): 3000, (1, 0): 3000},
     ("B", "AA+AB+BA"): {(0, 0): 2000, (0, 1): 2000, (1, 0): 2000},
@@ -142,20 +155,10 @@ RECIPES: Dict[Tuple[str, str, str], Dict[str, Recipe]] = {
         "Medium": Recipe("500 Optimal + 500 uniform random episodes", bridge.optimal_and_random(500, 500)),
         "Poor": Recipe("200 Optimal + 800 uniform random episodes", bridge.optimal_and_random(200, 800)),
     },
-    ("cpa", "aloha", "aloha"): {
-        "Good": Recipe("500 expert E + 500 expert O episodes", aloha.expert_and_random(1000, 0)),
-        "Medium": Recipe("250 E + 250 O + 500 random (transmit w.p. 1/2) episodes",
-                         aloha.expert_and_random(500, 500)),
-        "Poor": Recipe("100 E + 100 O + 800 random (transmit w.p. 1/2) episodes",
-                       aloha.expert_and_random(200, 800)),
-    },
-    ("cpa", "sensor", "sensor"): {
-        "Good": Recipe("500 expert L + 500 expert H episodes", sensor.expert_and_random(1000, 0)),
-        "Medium": Recipe("250 L + 250 H + 500 uniform-legal random episodes",
-                         sensor.expert_and_random(500, 500)),
-        "Poor": Recipe("100 L + 100 H + 800 uniform-legal random episodes",
-                       sensor.expert_and_random(200, 800)),
-    },
+    ("cpa", "aloha", "aloha"): _cpa_template(aloha.expert_and_random, "E", "O",
+                                             "random (transmit w.p. 1/2)"),
+    ("cpa", "sensor", "sensor"): _cpa_template(sensor.expert_and_random, "L", "H",
+                                               "uniform-legal random"),
 }
 
 
