@@ -24,7 +24,7 @@ install-gpu: $(STAMP)
 quickstart: $(STAMP)
 	$(CLI) datasets build --source inspo --env matrix --scenario xor
 	$(CLI) datasets build --source inspo --env matrix --scenario m_ne
-	$(CLI) reproduce inspo-table1 --seeds $(SEEDS) --no-progress
+	$(CLI) reproduce inspo-table1 --systems bc,inspo --seeds $(SEEDS) --workers 2 --no-progress
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -39,6 +39,9 @@ class BaseOfflineSystem:
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="training_step")
         self._act_rng = np.random.default_rng(seed)
         self._state = None
+        # P(a_i|s) of the last `act` call, (E,N,A): the acting policy's per-agent action
+        # marginals, read by the evaluation for the policy average entropy (CPA Eq. 19).
+        self.last_marginals: Optional[np.ndarray] = None
 
     # ------------------------------------------------------------- OG-MARL API
     @property
@@ -71,11 +74,14 @@ class BaseOfflineSystem:
         """Actions (E, N) for E running episodes, one network call for all of them."""
         scores, self._state = self._policy_step(tf.convert_to_tensor(obs, tf.float32),
                                                 tf.convert_to_tensor(legals, tf.float32), self._state)
+        probs = tf.nn.softmax(scores).numpy()  # masked actions get probability 0
         scores = scores.numpy()
         if self.eval_mode == "greedy":
             actions = scores.argmax(axis=-1)
+            self.last_marginals = np.eye(self.num_actions)[actions]
         else:
             actions = sample_actions(scores, rng)
+            self.last_marginals = probs
         return actions.astype(np.int32)
 
     def evaluate(self, num_eval_episodes: int = 32) -> Dict[str, float]:

@@ -3,6 +3,10 @@
     og-marl-inspo systems
     og-marl-inspo datasets build --source S --env E --scenario SC [--dataset UID] [--rel-dir DIR]
     og-marl-inspo datasets download --source cfcql --env smac_v1 --scenario MAP [--rel-dir DIR] [--url URL]
+    og-marl-inspo datasets import --format pymarl --source S --env E --scenario SC --dataset UID FILE.npz
+                                  [--rel-dir DIR] [--overwrite]
+    og-marl-inspo datasets export --format pymarl --source S --env E --scenario SC --dataset UID
+                                  --out FILE.npz [--rel-dir DIR]
     og-marl-inspo datasets list [--rel-dir DIR]
     og-marl-inspo datasets info --source S --env E --scenario SC --dataset UID [--rel-dir DIR]
     og-marl-inspo train --system NAME --source S --env E --scenario SC --dataset UID --seed K
@@ -10,9 +14,12 @@
                         [--rel-dir DIR] [--results-dir DIR]
     og-marl-inspo sweep --systems A,B --source S --env E --scenarios X,Y --datasets U,V
                         --seeds 0-4 [--workers N] [--results-dir DIR]
+                        [--executor local|ray] [--ray-address ADDR]
     og-marl-inspo table --results-dir DIR [--source S] [--env E] [--format markdown|latex|csv]
     og-marl-inspo export marl-eval --results-dir DIR --out FILE
-    og-marl-inspo reproduce TABLE [--seeds N] [--results-dir DIR]
+    og-marl-inspo reproduce TABLE|FIGURE [--seeds N] [--results-dir DIR]   (inspo-fig3, inspo-fig5, cpa-fig3, cpa-fig4)
+    og-marl-inspo render --source S --env E --scenario SC [--system NAME --checkpoint DIR |
+                         --dataset UID --episode K] --out FILE [--rel-dir DIR] [--seed K]
 
 Bad input (a missing vault, a wrong size, an unknown name or field) ends with one
 line on stderr and exit status 2; set OG_MARL_INSPO_DEBUG=1 for the traceback.
@@ -69,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--scenario", required=True)
     download.add_argument("--rel-dir", default="vaults")
     download.add_argument("--url", default=None, help="zip location (default: OG-MARL's; file:// or a path)")
+    imports = dsub.add_parser("import", help="write an episode batch of another codebase as a vault")
+    exports = dsub.add_parser("export", help="write a vault as another codebase's episode batch")
+    for p in (imports, exports):
+        p.add_argument("--format", required=True, choices=("pymarl",))
+        for flag in ("--source", "--env", "--scenario", "--dataset"):
+            p.add_argument(flag, required=True)
+        p.add_argument("--rel-dir", default="vaults")
+    imports.add_argument("file", help=".npz with obs, state, actions, avail_actions, reward, "
+                         "terminated, filled")
+    imports.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    exports.add_argument("--out", required=True, help=".npz to write")
 
     train = sub.add_parser("train", help="train one system on one dataset and seed")
     for flag in ("--system", "--source", "--env", "--scenario", "--dataset"):
@@ -84,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--datasets", required=True, type=_split)
     sweep.add_argument("--seeds", required=True, type=_parse_seeds)
     sweep.add_argument("--workers", type=int, default=1)
+    _executor_flags(sweep)
     _run_flags(sweep)
 
     table = sub.add_parser("table", help="comparison table of the results")
@@ -97,15 +116,41 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--results-dir", default="results")
     export.add_argument("--out", required=True)
 
-    reproduce = sub.add_parser("reproduce", help="fill a paper table with the registered systems")
+    reproduce = sub.add_parser("reproduce", help="fill a paper table (or draw a paper figure) "
+                                "with the registered systems")
     reproduce.add_argument("table")
     reproduce.add_argument("--seeds", type=int, default=5)
+    reproduce.add_argument("--systems", default=None,
+                           help="comma-separated subset of the table's systems (default: all registered)")
     reproduce.add_argument("--workers", type=int, default=1)
+    _executor_flags(reproduce)
     reproduce.add_argument("--results-dir", default="results")
     reproduce.add_argument("--rel-dir", default="vaults")
     reproduce.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     reproduce.add_argument("--no-progress", action="store_true")
+
+    render = sub.add_parser("render", help="draw a grid-game episode (GIF, PNG strip) and a "
+                            "trained system's joint actions")
+    for flag in ("--source", "--env", "--scenario"):
+        render.add_argument(flag, required=True)
+    render.add_argument("--system", default=None, help="with --checkpoint: roll out this system")
+    render.add_argument("--checkpoint", default=None, help="a run's seed_<k>_checkpoints folder")
+    render.add_argument("--dataset", default=None, help="draw an episode of this dataset instead")
+    render.add_argument("--episode", type=int, default=0, help="episode index in the dataset")
+    render.add_argument("--out", required=True, help="FILE: writes FILE.gif, FILE.png "
+                        "(and FILE_joint.png with a system)")
+    render.add_argument("--rel-dir", default="vaults")
+    render.add_argument("--seed", type=int, default=0, help="seed of the rolled-out episode")
+    render.add_argument("--eval-mode", default=None, choices=("stochastic", "greedy"),
+                        help="override the system's evaluation mode")
     return parser
+
+
+def _executor_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local process pool (default) or Ray tasks (pip install og-marl-inspo[ray])")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join (e.g. auto); default: a local Ray instance of --workers CPUs")
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -151,6 +196,20 @@ def _cmd_datasets(args, extra) -> None:
             path = vault.vault_dir(args.rel_dir, args.source, args.env, args.scenario) / uid
             print(f"{path}: {stats['episodes']} episodes, {stats['transitions']} transitions, "
                   f"return {stats['return_mean']:.4f} ± {stats['return_std']:.4f}")
+    elif args.action == "import":
+        from og_marl_inspo.data.importers import import_pymarl
+
+        path, stats = import_pymarl(args.file, args.source, args.env, args.scenario, args.dataset,
+                                    args.rel_dir, overwrite=args.overwrite)
+        print(f"{path}: {stats['episodes']} episodes, {stats['transitions']} transitions, "
+              f"return {stats['return_mean']:.4f} ± {stats['return_std']:.4f}")
+    elif args.action == "export":
+        from og_marl_inspo.data.importers import export_pymarl
+
+        stats = export_pymarl(args.source, args.env, args.scenario, args.dataset, args.out,
+                              args.rel_dir)
+        print(f"{args.out}: {stats['episodes']} episodes, {stats['steps']} steps, "
+              f"{stats['slots']} slots (T+1)")
     elif args.action == "download":
         from og_marl_inspo.data.importers import download_vault
 
@@ -199,7 +258,8 @@ def _cmd_sweep(args, extra) -> None:
             for dataset in args.datasets for seed in args.seeds]
     failures = sweep(runs, results_dir=args.results_dir, workers=args.workers, config_file=args.config,
                      overrides=extra, train_steps=args.train_steps, rel_dir=args.rel_dir,
-                     checkpoint=not args.no_checkpoint)
+                     checkpoint=not args.no_checkpoint, executor=args.executor,
+                     ray_address=args.ray_address)
     if failures:
         raise SystemExit(f"og-marl-inspo: {len(failures)} of {len(runs)} runs failed:\n"
                          + "\n".join(failures))
@@ -222,15 +282,35 @@ def _cmd_export(args, extra) -> None:
 
 
 def _cmd_reproduce(args, extra) -> None:
+    from og_marl_inspo.figures import FIGURES, reproduce_figure
     from og_marl_inspo.sweep import reproduce
 
+    if args.table in FIGURES:
+        print(reproduce_figure(args.table, seeds=args.seeds, results_dir=args.results_dir,
+                               rel_dir=args.rel_dir, workers=args.workers,
+                               progress=not args.no_progress))
+        return
     print(reproduce(args.table, seeds=args.seeds, results_dir=args.results_dir, rel_dir=args.rel_dir,
-                    workers=args.workers, fmt=args.format, progress=not args.no_progress))
+                    workers=args.workers, fmt=args.format, progress=not args.no_progress,
+                    executor=args.executor, ray_address=args.ray_address,
+                    only=args.systems.split(",") if args.systems else None))
+
+
+def _cmd_render(args, extra) -> None:
+    from og_marl_inspo.render import render
+
+    written = render(args.source, args.env, args.scenario, args.out, system_name=args.system,
+                     checkpoint=args.checkpoint, dataset=args.dataset, episode_index=args.episode,
+                     rel_dir=args.rel_dir, seed=args.seed, eval_mode=args.eval_mode)
+    print(f"{written['gif']}: {written['frames']} frames, episode return {written['return']:.4f}")
+    print(written["png"])
+    if "joint" in written:
+        print(written["joint"])
 
 
 COMMANDS = {"systems": _cmd_systems, "datasets": _cmd_datasets, "train": _cmd_train,
             "sweep": _cmd_sweep, "table": _cmd_table, "export": _cmd_export,
-            "reproduce": _cmd_reproduce}
+            "reproduce": _cmd_reproduce, "render": _cmd_render}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

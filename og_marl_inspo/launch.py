@@ -97,6 +97,35 @@ def run(config: ml_collections.ConfigDict, results_dir: str = "results", progres
     return results
 
 
+def restore(results_file):
+    """(system, environment) of a finished run, from its results JSON and last checkpoint.
+
+    The system is rebuilt from the config stored in the results file, then its
+    variables are read from `seed_<k>_checkpoints/` beside it.
+    """
+    import tensorflow as tf
+
+    from og_marl_inspo import registry
+    from og_marl_inspo.envs import get_environment
+
+    results_file = Path(results_file)
+    if not results_file.exists():
+        raise TrainingError(f"{results_file}: no results file (has the run finished?)")
+    config = ml_collections.ConfigDict(json.loads(results_file.read_text())["config"])
+    checkpoint_dir = Path(f"{results_file.with_suffix('')}_checkpoints")
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if latest is None:
+        raise TrainingError(f"{checkpoint_dir}: no checkpoint to restore")
+    task = config.task
+    environment = get_environment(task.source, task.env, task.scenario, seed=config.seed)
+    system = registry.get_system(config.system_name, environment, None, seed=config.seed,
+                                 **config.system.to_dict())
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(step=step, **system.checkpoint_items()).restore(latest).expect_partial()
+    system.training_step_ctr = int(step.numpy())
+    return system, environment
+
+
 def _flat(tree: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in tree.items():

@@ -21,6 +21,16 @@ ENTRY_POINT_GROUP = "og_marl.systems"
 
 _BUILTIN: Dict[str, str] = {
     "bc": "og_marl_inspo.baselines.bc:BCSystem",
+    "bcq": "og_marl_inspo.baselines.bcq:BCQSystem",
+    "cql": "og_marl_inspo.baselines.cql:CQLSystem",
+    "cfcql": "og_marl_inspo.baselines.cfcql:CFCQLSystem",
+    "inspo": "og_marl_inspo.inspo:InSPOSystem",
+    "maicq": "og_marl_inspo.baselines.maicq:MAICQSystem",
+    "cpa_ar": "og_marl_inspo.cpa:CPAARSystem",
+    "cpa_pa": "og_marl_inspo.cpa:CPAPASystem",
+    "omar": "og_marl_inspo.baselines.omar:OMARSystem",
+    "omiga": "og_marl_inspo.baselines.omiga:OMIGASystem",
+    "alberdice": "og_marl_inspo.baselines.alberdice:AlberDICESystem",
 }
 
 _REGISTERED: Dict[str, Any] = {}  # name -> factory or "module:attr" string

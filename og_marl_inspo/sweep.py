@@ -3,7 +3,8 @@
 A sweep skips every run whose results file exists, so an interrupted sweep is resumed
 by running the same command again (and an interrupted run resumes from its own
 checkpoint). With `workers > 1` runs go to separate processes, each with one
-TensorFlow thread pool of its own.
+TensorFlow thread pool of its own. With `executor="ray"` the same runs are Ray tasks
+(one CPU each) on a Ray cluster (`ray_address`) or on a local Ray instance.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import concurrent.futures as futures
 import dataclasses
 import multiprocessing
+import os
 import time
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
 
 from og_marl_inspo.errors import USER_ERRORS
+
+EXECUTORS = ("local", "ray")  # local: this machine's process pool (the default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +58,60 @@ def _worker_init() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
+def _run_one_ray(run: Run, *args) -> str:
+    """`_run_one` in a Ray worker, which may already have run (and started TensorFlow)."""
+    try:
+        _worker_init()
+    except RuntimeError:  # TensorFlow already initialised by an earlier task in this worker
+        pass
+    return _run_one(run, *args)
+
+
+def _ray_results(todo: Sequence[Run], args: tuple, workers: int,
+                 address: Optional[str]) -> Iterator[Tuple[Run, str]]:
+    """Run `todo` as Ray tasks; yield (run, error) as each one ends.
+
+    Uses the Ray instance this process already joined, else `ray.init(address)`: an
+    address joins a cluster ("auto", "ray://host:10001"), none starts a local instance
+    of `workers` CPUs (shut down again at the end). Every node must have this package
+    installed and see `results_dir` and `rel_dir` at the same absolute paths.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("executor 'ray' needs Ray: pip install 'og-marl-inspo[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(num_cpus=max(workers, 1), include_dashboard=False)
+    try:
+        task = ray.remote(num_cpus=1)(_run_one_ray)
+        pending = {task.remote(run, *args, False): run for run in todo}
+        waiting = list(pending)
+        while waiting:
+            (done,), waiting = ray.wait(waiting, num_returns=1)
+            yield pending[done], ray.get(done)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
           config_file: Optional[str] = None, overrides: Sequence[str] = (),
           train_steps: Optional[int] = None, rel_dir: str = "vaults", checkpoint: bool = True,
-          progress: bool = False) -> List[str]:
-    """Run every run whose results file is missing; return the failures' messages."""
+          progress: bool = False, executor: str = "local",
+          ray_address: Optional[str] = None) -> List[str]:
+    """Run every run whose results file is missing; return the failures' messages.
+
+    `executor` "local" (default) trains here, in `workers` processes; "ray" sends each
+    run to Ray (`ray_address`, or a local instance of `workers` CPUs).
+    """
     from og_marl_inspo.reporting import results_path
 
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; known: {', '.join(EXECUTORS)}")
     todo = [r for r in runs if not results_path(results_dir, r.source, r.env, r.scenario, r.dataset,
                                                 r.system, r.seed).exists()]
     logging.warning("sweep: %d runs, %d already done, %d to run", len(runs), len(runs) - len(todo),
@@ -75,7 +126,13 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
         if error:
             failures.append(error)
 
-    if workers <= 1:
+    if executor == "ray" and todo:  # Ray workers may start elsewhere: absolute paths
+        args = (os.path.abspath(results_dir), config_file and os.path.abspath(config_file),
+                tuple(overrides), train_steps, os.path.abspath(rel_dir), checkpoint)
+        for i, (run, error) in enumerate(_ray_results(todo, args, workers, ray_address), 1):
+            report(i, run, error)
+        return failures
+    if workers <= 1 or not todo:
         for i, run in enumerate(todo, 1):
             report(i, run, _run_one(run, *args, progress=progress))
         return failures
@@ -88,8 +145,11 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
 
 
 def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir: str = "vaults",
-              workers: int = 1, fmt: str = "markdown", progress: bool = False) -> str:
-    """Fill a paper table with every registered system it names; return the table text."""
+              workers: int = 1, fmt: str = "markdown", progress: bool = False,
+              executor: str = "local", ray_address: Optional[str] = None,
+              only: Optional[Sequence[str]] = None) -> str:
+    """Fill a paper table with every registered system it names (or those of them in
+    `only`); return the table text."""
     from og_marl_inspo.data.collect import RECIPES, build_datasets
     from og_marl_inspo.data.vault import available_uids
     from og_marl_inspo.registry import list_systems
@@ -99,7 +159,12 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
         raise ValueError(f"unknown table {table!r}; known: {', '.join(sorted(PAPER_TABLES))}")
     spec = PAPER_TABLES[table]
     registered = set(list_systems())
-    systems = [s for s in spec.systems if s in registered]
+    if only:
+        unknown = sorted(set(only) - set(spec.systems))
+        if unknown:
+            raise ValueError(f"{table} has no column {', '.join(unknown)}; its systems: "
+                             f"{', '.join(spec.systems)}")
+    systems = [s for s in spec.systems if s in registered and (not only or s in only)]
     missing = [s for s in spec.systems if s not in registered]
     if missing:
         logging.warning("%s: not registered yet, left empty: %s", table, ", ".join(missing))
@@ -117,7 +182,8 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
         runs += [Run(system, spec.source, env, scenario, dataset, seed)
                  for system in systems for seed in range(seeds)]
     failures = sweep(runs, results_dir, workers, overrides=[f"system.eval_mode={spec.eval_mode}"],
-                     rel_dir=rel_dir, progress=progress)
+                     rel_dir=rel_dir, progress=progress, executor=executor,
+                     ray_address=ray_address)
     if failures:
         raise RuntimeError(f"{table}: {len(failures)} runs failed:\n" + "\n".join(failures))
     return table_for(table, results_dir, fmt)

@@ -58,11 +58,17 @@ def _run_batch(system, environment, num_episodes: int, seed: int, max_steps: int
     system.reset(num_episodes)
     returns = np.zeros(num_episodes)
     lengths = np.zeros(num_episodes, dtype=np.int64)
+    entropy = np.zeros(num_episodes)  # sum over visited states of (1/N) sum_i H2(P(a_i|s))
     active = np.ones(num_episodes, dtype=bool)
     for _ in range(max_steps):
         if not active.any():
             break
+        system.last_marginals = None
         actions = system.act(obs, legals, rng, state)
+        if entropy is not None and getattr(system, "last_marginals", None) is not None:
+            entropy += np.where(active, mean_entropy_bits(system.last_marginals), 0.0)
+        else:
+            entropy = None  # a system that does not report its marginals
         obs, legals, state, rewards, done = batch.step(actions, active)
         returns += np.where(active, rewards, 0.0)
         lengths += active
@@ -70,10 +76,22 @@ def _run_batch(system, environment, num_episodes: int, seed: int, max_steps: int
     else:
         raise TrainingError(f"evaluation episodes did not end within {max_steps} steps")
     result = {"episode_returns": returns, "episode_lengths": lengths}
+    if entropy is not None:
+        result["policy_entropy_sums"] = entropy
     stats = getattr(batch, "stats", None)
     if callable(stats):
         result.update({k: np.asarray(v, dtype=np.float64) for k, v in stats().items()})
     return result
+
+
+def mean_entropy_bits(marginals: np.ndarray) -> np.ndarray:
+    """CPA Eq. 19 inside the expectation: (1/N) sum_i -sum_a P(a_i|s) log2 P(a_i|s).
+
+    marginals (E,N,A) -> (E,); zero probabilities contribute 0.
+    """
+    p = np.asarray(marginals, np.float64)
+    terms = np.where(p > 0, -p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    return terms.sum(-1).mean(-1)
 
 
 def evaluation_record(system, environment, step: int, episodes: int, seed: int) -> dict:
@@ -83,7 +101,9 @@ def evaluation_record(system, environment, step: int, episodes: int, seed: int) 
     record = {"step": int(step), "episode_return_mean": float(returns.mean()),
               "episode_return_std": float(returns.std()), "episodes": int(episodes),
               "episode_returns": [float(r) for r in returns]}
-    out.pop("episode_lengths")
+    lengths = out.pop("episode_lengths")
+    if "policy_entropy_sums" in out:  # CPA Eq. 19: E over every visited state
+        record["policy_average_entropy"] = float(out.pop("policy_entropy_sums").sum() / lengths.sum())
     record.update({k: float(np.mean(v)) for k, v in out.items()})
     return record
 

@@ -272,7 +272,10 @@ def test_paper_tables_are_complete():
     expected = {"inspo-table1": (3, 6, "stochastic"), "inspo-table2": (2, 6, "stochastic"),
                 "inspo-table3": (2, 6, "stochastic"), "inspo-table4": (16, 5, "greedy"),
                 "cpa-table1": (15, 7, "greedy")}
-    assert set(reporting.PAPER_TABLES) == set(expected)
+    assert set(reporting.PAPER_TABLES) == set(expected) | {"inspo-table4-smax"}
+    smax = reporting.PAPER_TABLES["inspo-table4-smax"]  # Table 4's layout on another game
+    assert len(smax.rows) == 16 and {env for env, _, _ in smax.rows} == {"smax"}
+    assert not any(key[1] == "smax" for key in reporting.PAPER)  # so no published values beside it
     for name, (n_rows, n_systems, mode) in expected.items():
         table = reporting.PAPER_TABLES[name]
         assert (len(table.rows), len(table.systems), table.eval_mode) == (n_rows, n_systems, mode)

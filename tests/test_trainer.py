@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from og_marl_inspo.cli import main as cli_main
 from og_marl_inspo.cli import run_config
-from og_marl_inspo.launch import run
+from og_marl_inspo.figures import joint_policy
+from og_marl_inspo.launch import restore, run
+from og_marl_inspo.trainer import evaluation_record
 
 
 def _config(vault_root, dataset="B", steps=600, seed=0, scenario="xor", **system):
@@ -40,6 +43,14 @@ def test_bc_reproduces_the_data_marginals_on_xor_b(vault_root, tmp_path):
     assert [e["step"] for e in saved["evaluations"]] == [0, 300]
     assert saved["final"]["step"] == 600 and len(saved["final"]["episode_returns"]) == 10_000
     assert saved["config"]["system"]["eval_mode"] == "stochastic"
+    # The final checkpoint restores the trained policy: the same final evaluation, and a
+    # joint policy that is the product of the two P(A) = 2/3 marginals.
+    system, environment = restore(tmp_path / "inspo/matrix/xor/B/bc/seed_0.json")
+    assert system.training_step_ctr == 600
+    again = evaluation_record(system, environment, 600, 10_000, seed=0)
+    assert again["episode_returns"] == saved["final"]["episode_returns"]
+    np.testing.assert_allclose(joint_policy(system, environment, 20_000),
+                               [[4 / 9, 2 / 9], [2 / 9, 1 / 9]], atol=0.03)
 
 
 def test_greedy_bc_picks_the_mode_on_xor_b(vault_root, tmp_path):
@@ -50,9 +61,9 @@ def test_greedy_bc_picks_the_mode_on_xor_b(vault_root, tmp_path):
 
 
 def test_same_config_and_seed_give_the_same_numbers(vault_root, tmp_path):
-    one = run(_config(vault_root, steps=300, seed=3), str(tmp_path / "one"), progress=False)
-    two = run(_config(vault_root, steps=300, seed=3), str(tmp_path / "two"), progress=False)
-    other = run(_config(vault_root, steps=300, seed=4), str(tmp_path / "three"), progress=False)
+    one = run(_config(vault_root, steps=150, seed=3), str(tmp_path / "one"), progress=False)
+    two = run(_config(vault_root, steps=150, seed=3), str(tmp_path / "two"), progress=False)
+    other = run(_config(vault_root, steps=150, seed=4), str(tmp_path / "three"), progress=False)
     assert one["final"]["episode_returns"] == two["final"]["episode_returns"]
     assert one["evaluations"] == two["evaluations"]
     assert one["final"]["episode_returns"] != other["final"]["episode_returns"]
@@ -67,10 +78,9 @@ def _train_cmd(vault_root, results_dir, steps):
 
 
 def test_sigkill_then_restart_ends_with_the_uninterrupted_numbers(vault_root, tmp_path):
-    steps = 1500
+    steps = 600
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run(_train_cmd(vault_root, tmp_path / "whole", steps), check=True, env=env,
-                   capture_output=True)
+    assert cli_main(_train_cmd(vault_root, tmp_path / "whole", steps)[3:]) == 0  # in-process reference
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen(_train_cmd(vault_root, killed_dir, steps), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

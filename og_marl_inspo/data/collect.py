@@ -9,6 +9,7 @@ vault metadata. Dataset cards in `datasets/` describe each recipe and its statis
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -17,6 +18,7 @@ import numpy as np
 from og_marl_inspo.data.vault import Experience, summary, write_vault
 from og_marl_inspo.envs import get_environment
 from og_marl_inspo.envs import aloha, bridge, sensor
+from og_marl_inspo.envs.smax import SMAX_SCENARIOS
 
 DATASET_SEED = 0
 
@@ -160,6 +162,78 @@ RECIPES: Dict[Tuple[str, str, str], Dict[str, Recipe]] = {
     ("cpa", "sensor", "sensor"): _cpa_template(sensor.expert_and_random, "L", "H",
                                                "uniform-legal random"),
 }
+
+
+# ------------------------------------------------------------------------ SMAX
+# CFCQL's recipe (environments.md section 5) over a stand-in learner (ours): instead of
+# training MAPPO/QMIX, the "checkpoints" are the scripted focus-fire policy of
+# envs/smax.py with epsilon-uniform exploration annealed from 1 to 0.
+SMAX_EPISODES = 5000  # CFCQL's count (5m_vs_6m: ~13k transitions, ~4 MB per 1000 episodes)
+SMAX_EPSILONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)  # ours: checkpoints
+SMAX_EVAL_EPISODES = 200  # episodes per checkpoint evaluation (the recipe asks >= 100)
+SMAX_MEDIUM_RATIO = 0.6   # Medium: earliest checkpoint with >= 60 % of the expert's return
+
+
+@functools.lru_cache(maxsize=None)
+def smax_checkpoints(scenario: str) -> Tuple[Tuple[float, float, float], ...]:
+    """(epsilon, mean return, win rate) of every stand-in checkpoint, in training order."""
+    from og_marl_inspo.envs import smax
+
+    return tuple((eps, *smax.episode_stats(smax.rollout(scenario, SMAX_EVAL_EPISODES, eps,
+                                                        seed=1000 + k)))
+                 for k, eps in enumerate(SMAX_EPSILONS))
+
+
+def smax_plan(scenario: str) -> Dict[str, object]:
+    """Expert = best checkpoint; Medium = earliest reaching the ratio of its return;
+    Medium-Replay = the checkpoints before Medium (the learner's replay up to it)."""
+    points = smax_checkpoints(scenario)
+    best = max(range(len(points)), key=lambda k: points[k][1])
+    medium = next(k for k, p in enumerate(points) if p[1] >= SMAX_MEDIUM_RATIO * points[best][1])
+    return {"Expert": points[best][0], "Medium": points[medium][0],
+            "Medium-Replay": [p[0] for p in points[:max(medium, 1)]], "checkpoints": points}
+
+
+@functools.lru_cache(maxsize=None)
+def _smax_episodes(scenario: str, uid: str) -> Tuple[dict, ...]:
+    """The episodes of Expert, Medium or Medium-Replay (fixed seeds, so Mixed reuses them)."""
+    from og_marl_inspo.envs import smax
+
+    plan = smax_plan(scenario)
+    if uid in ("Expert", "Medium"):  # ours: with the checkpoint's epsilon (CFCQL: greedy)
+        episodes = smax.rollout(scenario, SMAX_EPISODES, plan[uid], seed=1 if uid == "Expert" else 2)
+    else:  # the replay: equal shares of every checkpoint before Medium, oldest first
+        share = -(-SMAX_EPISODES // len(plan[uid]))
+        episodes = [ep for k, eps in enumerate(plan[uid])
+                    for ep in smax.rollout(scenario, share, eps, seed=3 + k)][-SMAX_EPISODES:]
+    return tuple({k: v for k, v in ep.items() if k != "won"} for ep in episodes)
+
+
+def _smax_mixed(scenario: str) -> Callable[..., List[dict]]:
+    def build(environment, rng):  # CFCQL's tools/mixed.py: the same indices of both
+        index = rng.choice(SMAX_EPISODES, SMAX_EPISODES // 2, replace=False)
+        medium, expert = _smax_episodes(scenario, "Medium"), _smax_episodes(scenario, "Expert")
+        return [medium[i] for i in index] + [expert[i] for i in index]
+
+    return build
+
+
+def smax_recipes(scenario: str) -> Dict[str, Recipe]:
+    """Expert / Medium / Medium-Replay / Mixed of one SMAX map."""
+    half = SMAX_EPISODES // 2
+    recipes = {uid: Recipe(f"{SMAX_EPISODES} episodes: {text}",
+                           lambda env, rng, uid=uid: list(_smax_episodes(scenario, uid)))
+               for uid, text in (("Expert", "the best focus-fire checkpoint"),
+                                 ("Medium", "the earliest checkpoint reaching "
+                                            f"{SMAX_MEDIUM_RATIO:.0%} of the expert's return"),
+                                 ("Medium-Replay", "the checkpoints before Medium, equal shares"))}
+    recipes["Mixed"] = Recipe(f"{half} Medium + the same {half} indices of Expert",
+                              _smax_mixed(scenario))
+    return recipes
+
+
+for _scenario in SMAX_SCENARIOS:
+    RECIPES[("inspo", "smax", _scenario)] = smax_recipes(_scenario)
 
 
 def register_recipes(source: str, env: str, scenario: str, recipes: Dict[str, Recipe]) -> None:

@@ -8,6 +8,11 @@ into a temporary folder beside the target, checked uid by uid against the sizes 
 contract table 6.1 (N, O, A, S), and only then moved into place, so a failed or
 refused download never leaves a partial vault behind. As in OG-MARL, nothing is
 fetched when `<scenario>.vlt` already exists and is not empty.
+
+Also here: `import_pymarl` and `export_pymarl`, which move datasets between vaults and
+the episode batches of pymarl/EPyMARL-based codebases (.npz with `obs`, `state`,
+`actions`, `avail_actions`, `reward`, `terminated`, `filled`), checking every array
+against the named environment and refusing a mismatch with one line naming the array.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Tuple
+
+import numpy as np
 
 from og_marl_inspo.data.vault import vault_dir
 from og_marl_inspo.envs.smac import SMAC_V1_SCENARIOS, SMAC_V1_SHAPES
@@ -173,3 +180,215 @@ def _check_vaults(found: Path, source: str, env: str, scenario: str, target: Pat
     missing = set(EXPECTED_UIDS.get((source, env), ())) - {p.name for p in uid_dirs}
     if missing:
         print(f"{target}: note: the zip lacks {', '.join(sorted(missing))}")
+
+
+# ------------------------------------------------------------------ pymarl batches
+# The episode-batch layout of pymarl/EPyMARL-based codebases (`EpisodeBatch`), saved as
+# one .npz: E episodes padded to T+1 slots, slot t holding what was seen before step t,
+# the action taken and what the step returned; `filled` is 1 on used slots. pymarl also
+# fills the slot after the last step (the final observation, a never-executed action,
+# reward 0), and a time-limit end has no `terminated` flag.
+PYMARL_ARRAYS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
+
+
+def _pymarl_expected(environment, episodes: int, slots: int, state_size: Tuple) -> Dict[str, Tuple]:
+    """Expected shape of each pymarl array for this environment, E and T+1 given (the
+    file's own state size where the environment declares none)."""
+    n, a = environment.num_agents, environment.num_actions
+    state_shape = getattr(environment, "state_shape", None)
+    return {"obs": (episodes, slots, n) + tuple(environment.observation_shape),
+            "state": (episodes, slots) + (tuple(state_shape) if state_shape else state_size),
+            "actions": (episodes, slots, n, 1),
+            "avail_actions": (episodes, slots, n, a),
+            "reward": (episodes, slots, 1),
+            "terminated": (episodes, slots, 1),
+            "filled": (episodes, slots, 1)}
+
+
+def _dims(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _load_pymarl(path: Path, environment) -> Dict[str, np.ndarray]:
+    """The seven arrays of `path`, with shapes checked against `environment`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: np.asarray(npz[key]) for key in npz.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:  # not an .npz, or an object array
+        raise DataError(f"{path}: not a readable .npz of plain arrays ({err})") from None
+    for key in PYMARL_ARRAYS:
+        if key not in arrays:
+            raise DataError(f"{path}: array {key}: missing (the pymarl layout needs "
+                            f"{', '.join(PYMARL_ARRAYS)})")
+    obs = arrays["obs"]
+    if obs.ndim < 3 or obs.shape[1] < 2:
+        raise DataError(f"{path}: array obs: shape {_dims(obs.shape)}, expected (E, T+1, N, O) "
+                        "with T+1 >= 2")
+    expected = _pymarl_expected(environment, obs.shape[0], obs.shape[1], arrays["state"].shape[2:])
+    names = {0: "episodes E", 1: "slots T+1"}
+    for key in PYMARL_ARRAYS:
+        got, want = arrays[key].shape, expected[key]
+        if got != want:
+            axis = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), len(want))
+            what = names.get(axis, "size")
+            raise DataError(f"{path}: array {key}: shape {_dims(got)}, expected {_dims(want)} "
+                            f"({what} differs; N={environment.num_agents}, "
+                            f"A={environment.num_actions} for this environment)")
+    for key in PYMARL_ARRAYS:
+        if arrays[key].dtype.kind not in "biuf":
+            raise DataError(f"{path}: array {key}: dtype {arrays[key].dtype} is not numeric")
+    return arrays
+
+
+def _episode_lengths(path: Path, filled: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+    """Steps of each episode: up to its first `terminated` slot, else all filled slots but
+    the last one (pymarl's final observation)."""
+    used = filled > 0  # (E, T+1)
+    count = used.sum(axis=1)
+    gap = np.flatnonzero((used[:, 1:] & ~used[:, :-1]).any(axis=1))
+    if gap.size:
+        raise DataError(f"{path}: array filled: episode {gap[0]} has a used slot after padding "
+                        "(filled must be 1s then 0s)")
+    done = (terminated > 0) & used
+    first = np.where(done.any(axis=1), done.argmax(axis=1) + 1, np.maximum(count - 1, 0))
+    return first
+
+
+def _check_steps(path: Path, arrays: Dict[str, np.ndarray], steps: np.ndarray,
+                 num_actions: int) -> None:
+    """Action range, legality under avail_actions and finite values, on used steps only."""
+    actions, avail = arrays["actions"][..., 0], arrays["avail_actions"]
+    if actions.dtype.kind == "f" and not np.array_equal(actions[steps], np.round(actions[steps])):
+        raise DataError(f"{path}: array actions: non-integer values")
+    taken = actions[steps].astype(np.int64)  # (K, N)
+    outside = (taken < 0) | (taken >= num_actions)
+    if outside.any():
+        raise DataError(f"{path}: array actions: {int(outside.sum())} values outside "
+                        f"[0, {num_actions}) (e.g. {int(taken[outside][0])})")
+    legal = np.take_along_axis(avail[steps], taken[..., None], axis=-1)[..., 0] > 0  # (K, N)
+    if not legal.all():
+        k, agent = np.argwhere(~legal)[0]
+        episode, t = (int(x[k]) for x in steps)
+        raise DataError(f"{path}: array actions: {int((~legal).sum())} actions not legal under "
+                        f"avail_actions (e.g. episode {episode}, step {t}, agent {agent}: action "
+                        f"{int(taken[k, agent])})")
+    for key in ("reward", "obs", "state"):
+        bad = ~np.isfinite(arrays[key][steps])
+        if bad.any():
+            raise DataError(f"{path}: array {key}: {int(bad.sum())} NaN or inf values")
+
+
+def import_pymarl(path, source: str, env: str, scenario: str, uid: str, rel_dir: str = "vaults",
+                  overwrite: bool = False) -> Tuple[Path, dict]:
+    """Write a pymarl episode batch (.npz) as the vault `<source>/<env>/<scenario>.vlt/<uid>`.
+
+    Every used step becomes one row of OG-MARL's experience: obs, state, legals
+    (avail_actions), the joint action, the team reward copied to every agent, and a
+    terminal on each episode's last step (time-limit ends included, as OG-MARL marks
+    them). Nothing is written unless the whole file passes the checks.
+    """
+    from og_marl_inspo.data.vault import available_uids, summary, validate, write_vault
+    from og_marl_inspo.envs import get_environment
+
+    path = Path(path)
+    environment = get_environment(source, env, scenario)
+    target = vault_dir(rel_dir, source, env, scenario) / uid
+    if uid in available_uids(rel_dir, source, env, scenario) and not overwrite:
+        raise DataError(f"{target}: dataset already exists; choose another --dataset or pass "
+                        "--overwrite")
+    arrays = _load_pymarl(path, environment)
+    lengths = _episode_lengths(path, arrays["filled"][..., 0], arrays["terminated"][..., 0])
+    if lengths.sum() == 0:
+        raise DataError(f"{path}: array filled: no episode holds a step")
+    episodes = np.repeat(np.arange(len(lengths)), lengths)
+    times = np.concatenate([np.arange(n) for n in lengths])
+    steps = (episodes, times)  # every used step, episode by episode
+    _check_steps(path, arrays, steps, environment.num_actions)
+
+    n_agents = environment.num_agents
+    terminals = np.zeros((len(times), n_agents), np.float32)
+    terminals[np.cumsum(lengths[lengths > 0]) - 1] = 1.0
+    experience = {
+        "observations": arrays["obs"][steps],
+        "actions": arrays["actions"][steps][..., 0],
+        "rewards": np.repeat(arrays["reward"][steps], n_agents, axis=1),  # team reward per agent
+        "terminals": terminals,
+        "truncations": np.zeros_like(terminals),
+        "infos": {"legals": arrays["avail_actions"][steps], "state": arrays["state"][steps]},
+    }
+    batched = {k: ({kk: vv[None] for kk, vv in v.items()} if isinstance(v, dict) else v[None])
+               for k, v in experience.items()}
+    validate(batched, path, environment)
+    stats = summary(batched)
+    metadata = {"imported_from": "pymarl", "file": path.name,
+                "skipped_empty_episodes": int((lengths == 0).sum()), **stats}
+    return write_vault(experience, rel_dir, source, env, scenario, uid, metadata), stats
+
+
+def export_pymarl(source: str, env: str, scenario: str, uid: str, out, rel_dir: str = "vaults") -> dict:
+    """Write the vault `<source>/<env>/<scenario>.vlt/<uid>` as a pymarl episode batch (.npz).
+
+    Episodes end at rows whose terminals are set; `terminated` is 1 on each episode's
+    last step. A vault has no observation after an episode's last step, so that slot
+    is left as padding (`filled` 0) and the time axis is the longest episode plus one.
+    Written to a temporary file and renamed, so `out` is never left half-written.
+    Returns {"episodes", "steps", "slots"}.
+    """
+    from og_marl_inspo.data.vault import read_vault
+    from og_marl_inspo.envs import get_environment
+
+    data = read_vault(rel_dir, source, env, scenario, uid, get_environment(source, env, scenario))
+    path = vault_dir(rel_dir, source, env, scenario) / uid
+    if data["actions"].shape[0] != 1:
+        raise DataError(f"{path}: field actions: {data['actions'].shape[0]} add-batch rows; the "
+                        "pymarl export reads vaults with one")
+    row = {k: (v[0] if not isinstance(v, dict) else {kk: vv[0] for kk, vv in v.items()})
+           for k, v in data.items()}
+    if (row["truncations"] > 0).any():
+        raise DataError(f"{path}: field truncations: {int((row['truncations'] > 0).any(-1).sum())} "
+                        "rows set; the pymarl layout has no truncation flag")
+    terminals = row["terminals"] > 0  # (L, N)
+    if (terminals.any(-1) != terminals.all(-1)).any():
+        raise DataError(f"{path}: field terminals: agents disagree on where episodes end")
+    rewards = row["rewards"]  # (L, N)
+    if not np.array_equal(rewards, np.repeat(rewards[:, :1], rewards.shape[1], axis=1)):
+        raise DataError(f"{path}: field rewards: agents' rewards differ; the pymarl layout "
+                        "stores one team reward")
+    ends = np.flatnonzero(terminals.all(-1))
+    if ends.size == 0 or ends[-1] != len(rewards) - 1:
+        raise DataError(f"{path}: field terminals: the last episode is unfinished "
+                        f"({len(rewards) - 1 - (ends[-1] if ends.size else -1)} rows after the last "
+                        "terminal)")
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts + 1
+    slots = int(lengths.max()) + 1
+    episodes, times = np.repeat(np.arange(len(lengths)), lengths), np.concatenate(
+        [np.arange(n) for n in lengths])
+
+    def padded(values: np.ndarray, dtype) -> np.ndarray:
+        out = np.zeros((len(lengths), slots) + values.shape[1:], dtype)
+        out[episodes, times] = values
+        return out
+
+    last = np.zeros(len(times), np.uint8)
+    last[ends] = 1
+    arrays = {"obs": padded(row["observations"], np.float32),
+              "state": padded(row["infos"]["state"], np.float32),
+              "actions": padded(row["actions"][..., None].astype(np.int64), np.int64),  # pymarl: long
+              "avail_actions": padded(row["infos"]["legals"], np.int32),  # pymarl: int
+              "reward": padded(rewards[:, :1], np.float32),
+              "terminated": padded(last[:, None], np.uint8),  # pymarl: uint8
+              "filled": padded(np.ones((len(times), 1), np.int64), np.int64)}  # pymarl: long
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return {"episodes": int(len(lengths)), "steps": int(lengths.sum()), "slots": slots}

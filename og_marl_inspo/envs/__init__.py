@@ -49,6 +49,11 @@ def get_environment(source: str, env_name: str, scenario: str, seed: int = 42):
 
     if env_name == "smac_v1" and scenario in SMAC_V1_SCENARIOS.get(source, ()):
         return make_smac_v1(source, scenario, seed)
+    # SMAX needs jaxmarl (an optional extra): routed the same way, imported when built.
+    from og_marl_inspo.envs.smax import SMAX_SCENARIOS, make_smax
+
+    if source == "inspo" and env_name == "smax" and scenario in SMAX_SCENARIOS:
+        return make_smax(source, scenario, seed)
     try:
         from og_marl.environments import get_environment as og_marl_get_environment
     except ImportError:

@@ -1,0 +1,430 @@
+"""CPA: "Cooperative Policy Agreement: Learning Diverse Policy for Offline MARL" (Zhou,
+Zheng, Hu, Chen, Zheng, Song, Song, Liu; AAAI 2025).
+
+Reference code: none public; this follows the paper's main text and algorithms.md
+section 3. Two systems:
+
+  - `cpa_ar` (CPAARSystem): autoregressive MAICQ (Eqs. 4-7). Agent i's policy and critic
+    read [s, one-hot(i), a_<i]; training feeds the dataset's a_<i (teacher forcing), so
+    the MAICQ losses of og_marl_inspo/baselines/maicq.py apply unchanged. Execution
+    samples a_1 .. a_N in turn from the thresholded policy of Eq. 8 (`beta`), or takes
+    the highest logit in turn (`eval_mode="greedy"`, the paper's deterministic mode).
+  - `cpa_pa` (CPAPASystem): first `ar_steps` steps train the AR teacher above, then
+    policy agreement (Eqs. 9-12): a state-conditional action pool, a joint-action
+    encoder and per-agent decoders trained by vector quantisation on joint actions the
+    frozen teacher samples, plus our agreement key (algorithms.md 3.3): every agent
+    picks the pool entry argmax_j g_j(s) + Gumbel(Phi(k_j)) from a shared key k ~ N(0, I)
+    and decodes its own part of that entry. Greedy mode takes argmax_j g_j(s).
+
+Both report the per-agent action marginals of the acting policy for the policy
+average entropy (Eqs. 19-21): Eq. 20 by enumeration (or Monte Carlo) for AR, Eq. 21 by
+Monte Carlo over keys for PA.
+
+Departures and readings (each a config field, marked `# ours:` below): network layout
+and sizes; Eq. 8's masked actions get weight 0 (`threshold_weighting`); Eq. 11 as the
+standard straight-through code; the VQ commitment weight (`vq_beta`, not Eq. 8's beta);
+the decoder also reads s (`decoder_uses_state`); the prior head and key (`key_mode`);
+the teacher's samples are redrawn every step; MLP networks only (CPA is stated for
+MMDPs: the policies read the global state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from og_marl_inspo.base import BaseOfflineSystem
+from og_marl_inspo.baselines.maicq import MAICQConfig, apply_clipped, maicq_losses, maicq_rules
+from og_marl_inspo.batch import unpack
+from og_marl_inspo.config import check_fields
+from og_marl_inspo.networks import (MASK_VALUE, ARHead, QMixer, Torso, agentwise_unroll, agentwise_variables,
+                                    masked_logits, sample_actions)
+from og_marl_inspo.td import hard_update
+
+THRESHOLD_WEIGHTINGS = ("exp", "renormalised")
+KEY_MODES = ("gumbel_prior", "nearest")
+MAX_ENUMERATED_PREFIXES = 4096  # Eq. 20 is enumerated up to this many a_<i, else Monte Carlo
+
+
+@dataclasses.dataclass
+class CPAARConfig(MAICQConfig):
+    """MAICQ's fields (the backbone, Eqs. 5-7) plus the diversity threshold of Eq. 8."""
+
+    beta: float = 1.0                # Eq. 8 threshold in (0, 1]; 1 = deterministic (Table 1)
+    threshold_weighting: str = "exp"  # ours: Eq. 8 read as 1[pi > beta] exp(pi); or "renormalised"
+    entropy_samples: int = 1000      # Monte Carlo samples for Eq. 20 when enumeration is too large
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        check_fields(self, maicq_rules(self) + ar_rules(self))
+
+
+def ar_rules(cfg) -> list:
+    number = isinstance(cfg.beta, (int, float)) and not isinstance(cfg.beta, bool)
+    return [
+        ("torso", cfg.torso == "mlp", "CPA reads the global state: only 'mlp' is implemented"),
+        ("beta", number and 0 < cfg.beta <= 1, "must be in (0, 1] (Eq. 8 threshold on a probability)"),
+        ("threshold_weighting", cfg.threshold_weighting in THRESHOLD_WEIGHTINGS,
+         f"choose one of {', '.join(THRESHOLD_WEIGHTINGS)}"),
+        ("entropy_samples", cfg.entropy_samples >= 1, "must be >= 1"),
+    ]
+
+
+@dataclasses.dataclass
+class CPAPAConfig(CPAARConfig):
+    """The AR teacher's fields, then policy agreement (Eqs. 9-12 and our key)."""
+
+    ar_steps: int = 5000             # ours: train_step calls spent on the AR teacher first
+    pool_size: int = 1               # c, entries of the action pool; 1 = deterministic (Table 1)
+    code_dim: int = 16               # ours: d, size of a pool entry
+    pool_hidden_sizes: Tuple[int, ...] = (128, 128)   # ours: AP(s) and prior head widths
+    coder_hidden_sizes: Tuple[int, ...] = (64, 64)    # ours: encoder and decoder widths
+    vq_beta: float = 0.25            # ours: Eq. 10 commitment weight (VQ-VAE's)
+    pa_lr: float = 5e-4              # ours: Adam on pool, encoder, decoders, prior
+    decoder_uses_state: bool = True  # ours: decoders read [e', s] (Eq. 12 writes e' only)
+    key_mode: str = "gumbel_prior"   # ours (algorithms.md 3.3); "nearest": argmin_j |k - e_j(s)|
+
+    def __post_init__(self) -> None:
+        self.pool_hidden_sizes = tuple(self.pool_hidden_sizes)
+        self.coder_hidden_sizes = tuple(self.coder_hidden_sizes)
+        super().__post_init__()
+        check_fields(self, [
+            ("ar_steps", isinstance(self.ar_steps, int) and self.ar_steps >= 0, "must be an integer >= 0"),
+            ("pool_size", isinstance(self.pool_size, int) and not isinstance(self.pool_size, bool)
+             and self.pool_size >= 1, "must be an integer >= 1"),
+            ("code_dim", self.code_dim >= 1, "must be >= 1"),
+            ("pool_hidden_sizes", len(self.pool_hidden_sizes) > 0 and min(self.pool_hidden_sizes) > 0,
+             "needs positive widths"),
+            ("coder_hidden_sizes", len(self.coder_hidden_sizes) > 0 and min(self.coder_hidden_sizes) > 0,
+             "needs positive widths"),
+            ("vq_beta", self.vq_beta >= 0, "must be >= 0"),
+            ("pa_lr", self.pa_lr > 0, "must be > 0"),
+            ("key_mode", self.key_mode in KEY_MODES, f"choose one of {', '.join(KEY_MODES)}"),
+        ])
+
+
+# --------------------------------------------------------------------- Eq. 8 and Eq. 20
+def threshold_policy_eq8(probs: tf.Tensor, beta: float, weighting: str = "exp") -> tf.Tensor:
+    """CPA Eq. 8, our reading (algorithms.md 3.1): pi^beta(a) ~ 1[pi(a) > beta] exp(pi(a));
+    one-hot on argmax pi when no action passes. probs (...,A) -> (...,A)."""
+    keep = tf.cast(probs > beta, probs.dtype)
+    mass = keep * (tf.exp(probs) if weighting == "exp" else probs)  # ours: threshold_weighting
+    total = tf.reduce_sum(mass, -1, keepdims=True)
+    argmax = tf.one_hot(tf.argmax(probs, -1), probs.shape[-1], dtype=probs.dtype)
+    return tf.where(total > 0, mass / tf.maximum(total, 1e-30), argmax)
+
+
+def ar_marginals_eq20(step_probs: Callable[[int, np.ndarray, np.ndarray], np.ndarray], rows: int,
+                      num_agents: int, num_actions: int, rng: np.random.Generator,
+                      samples: int = 1000) -> np.ndarray:
+    """CPA Eq. 20: P(a_i|s) = sum_{a_<i} prod_{j<=i} pi_j(a_j|s, a_<j), for `rows` states.
+
+    `step_probs(i, row_index (M,), actions (M,N))` gives agent i's action distribution
+    (M,A) in state `row_index` after the earlier agents' `actions[:, :i]`. Enumerated
+    exactly when A^(N-1) <= MAX_ENUMERATED_PREFIXES, else estimated from `samples`
+    sequential samples per state. Returns (rows, N, A).
+    """
+    n, a = num_agents, num_actions
+    marginals = np.zeros((rows, n, a))
+    if a ** (n - 1) <= MAX_ENUMERATED_PREFIXES:
+        prefixes = np.zeros((rows, 1, n), np.int64)  # every a_<i of each state, (rows,K,N)
+        weights = np.ones((rows, 1))  # their probabilities, (rows,K)
+        for i in range(n):
+            k = prefixes.shape[1]
+            probs = step_probs(i, np.repeat(np.arange(rows), k), prefixes.reshape(rows * k, n))
+            joint = weights[..., None] * probs.reshape(rows, k, a)  # (rows,K,A)
+            marginals[:, i] = joint.sum(1)
+            if i + 1 < n:
+                prefixes = np.repeat(prefixes, a, axis=1)
+                prefixes[:, :, i] = np.tile(np.arange(a), k)
+                weights = joint.reshape(rows, k * a)
+        return marginals
+    index = np.repeat(np.arange(rows), samples)
+    actions = np.zeros((rows * samples, n), np.int64)
+    for i in range(n):
+        probs = step_probs(i, index, actions)
+        actions[:, i] = sample_actions(np.where(probs > 0, np.log(np.maximum(probs, 1e-30)), MASK_VALUE), rng)
+        marginals[:, i] = np.eye(a)[actions[:, i]].reshape(rows, samples, a).mean(1)
+    return marginals
+
+
+def _state_input(obs: np.ndarray, state: Optional[np.ndarray]) -> tf.Tensor:
+    if state is None:
+        raise ValueError("CPA agents act on the global state s (the paper's MMDP); "
+                         f"none was given with observations of shape {obs.shape}")
+    return tf.convert_to_tensor(state, tf.float32)
+
+
+# ------------------------------------------------------------------------------ CPA-AR
+class CPAARSystem(BaseOfflineSystem):
+    """Autoregressive MAICQ (CPA Eqs. 4-8), registered as `cpa_ar`."""
+
+    Config = CPAARConfig
+
+    def __init__(self, environment, logger=None, seed: int = 0, **kwargs) -> None:
+        self.config = cfg = self.Config(**kwargs)
+        super().__init__(environment, logger, seed=seed, eval_mode=cfg.eval_mode)
+        n, a = self.num_agents, self.num_actions
+        self.state_size = int(environment.state_shape[-1])
+        # ours: shared MLPs over [s, one-hot(i), one-hot(a_<i)] (algorithms.md 3.1)
+        self.policy = ARHead(n, a, a, cfg.hidden_sizes, name="ar_policy")  # Eq. 4 factors
+        self.critic = ARHead(n, a, a, cfg.hidden_sizes, name="ar_critic")  # Q_i(s, ., a_<i)
+        self.target_critic = ARHead(n, a, a, cfg.hidden_sizes, name="target_ar_critic")
+        self.mixer = QMixer(n, cfg.mixer_embed_dim, cfg.hypernet_embed_dim, name="mixer")
+        self.target_mixer = QMixer(n, cfg.mixer_embed_dim, cfg.hypernet_embed_dim, name="target_mixer")
+        state, actions = tf.zeros([1, 2, self.state_size]), tf.zeros([1, 2, n], tf.int32)
+        for net in (self.policy, self.critic, self.target_critic):  # build now
+            net(state, actions)
+        for mixer in (self.mixer, self.target_mixer):
+            mixer(tf.zeros([1, 2, n]), state)
+        self._sync_targets()
+        self.optimizer = snt.optimizers.Adam(cfg.learning_rate)
+        self.ar_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ar_updates")
+        self._tf_ar_step = tf.function(self._ar_step, jit_compile=cfg.jit_compile)
+        self.last_marginals = None
+
+    def _sync_targets(self) -> None:
+        hard_update(self.target_critic.variables + self.target_mixer.variables,
+                    self.critic.variables + self.mixer.variables)
+
+    def checkpoint_items(self) -> Dict[str, tf.Module]:
+        return {"ar_policy": self.policy, "ar_critic": self.critic, "target_ar_critic": self.target_critic,
+                "mixer": self.mixer, "target_mixer": self.target_mixer, "ar_optimizer": self.optimizer,
+                "ar_updates": self.ar_updates}
+
+    def train_step(self, experience) -> Dict[str, tf.Tensor]:
+        return self._teacher_step(experience)
+
+    def _teacher_step(self, experience) -> Dict[str, tf.Tensor]:
+        logs = self._tf_ar_step(experience)
+        if int(self.ar_updates.numpy()) % self.config.target_update_period == 0:
+            self._sync_targets()  # hard target update (OG-MARL's MAICQ)
+        return logs
+
+    def _ar_step(self, experience) -> Dict[str, tf.Tensor]:
+        """CPA Eqs. 5-7: MAICQ's losses with pi_i(.|s, a_<i) and Q_i(s, ., a_<i), teacher-forced."""
+        batch = unpack(experience)
+        variables = self.policy.trainable_variables + self.critic.trainable_variables + \
+            self.mixer.trainable_variables
+        target_q = self.target_critic(batch.state, batch.actions)  # (B,T,N,A), a' = dataset next actions
+        with tf.GradientTape() as tape:
+            logits = self.policy(batch.state, batch.actions)  # (B,T,N,A)
+            q = self.critic(batch.state, batch.actions)  # (B,T,N,A)
+            loss, logs = maicq_losses(batch, logits, q, target_q, self.mixer, self.target_mixer,
+                                      self.config)  # CPA Eq. 5 (policy) and Eq. 7 (critic)
+        apply_clipped(self.optimizer, tape, loss, variables, self.config.grad_clip)
+        self.ar_updates.assign_add(1)
+        return logs
+
+    # ----------------------------------------------------------------- execution
+    def _agent_probs(self, i: int, state: tf.Tensor, actions, legals: tf.Tensor) -> tf.Tensor:
+        """pi_i(.|s, a_<i) over legal actions, (M,A)."""
+        logits = self.policy.agent(state, tf.convert_to_tensor(actions, tf.int32), i)
+        return tf.nn.softmax(masked_logits(logits, legals))
+
+    def _thresholded(self, i, state, actions, legals) -> np.ndarray:
+        probs = self._agent_probs(i, state, actions, legals)
+        return threshold_policy_eq8(probs, self.config.beta, self.config.threshold_weighting).numpy()
+
+    def act(self, obs, legals, rng, state=None) -> np.ndarray:
+        """Eq. 4 in turn: a_i ~ pi_i^beta(.|s, a_<i) (Eq. 8), or the highest logit (greedy)."""
+        s = _state_input(obs, state)
+        legals = tf.convert_to_tensor(legals, tf.float32)
+        rows, n, a = int(s.shape[0]), self.num_agents, self.num_actions
+        actions = np.zeros((rows, n), np.int64)
+        for i in range(n):  # sequential on purpose: agent i sees a_<i
+            if self.eval_mode == "greedy":
+                actions[:, i] = self._agent_probs(i, s, actions, legals[:, i]).numpy().argmax(-1)
+            else:
+                probs = self._thresholded(i, s, actions, legals[:, i])
+                actions[:, i] = sample_actions(np.where(probs > 0, np.log(np.maximum(probs, 1e-30)),
+                                                        MASK_VALUE), rng)
+        if self.eval_mode == "greedy" or self.config.beta >= 1.0:
+            self.last_marginals = np.eye(a)[actions]  # deterministic: one joint action per state
+        else:
+            self.last_marginals = ar_marginals_eq20(
+                lambda i, index, prefix: self._thresholded(i, tf.gather(s, index), prefix,
+                                                           tf.gather(legals[:, i], index)),
+                rows, n, a, rng, self.config.entropy_samples)
+        return actions.astype(np.int32)
+
+    def joint_policy(self, state: np.ndarray, legals: Optional[np.ndarray] = None) -> np.ndarray:
+        """pi^beta(a_1..a_N|s) of Eq. 4 for every joint action, (rows,) + (A,)*N (small games)."""
+        rows, n, a = state.shape[0], self.num_agents, self.num_actions
+        s = tf.convert_to_tensor(state, tf.float32)
+        legals = tf.ones([rows, n, a]) if legals is None else tf.convert_to_tensor(legals, tf.float32)
+        joint = np.ones((rows, 1))
+        prefixes = np.zeros((rows, 1, n), np.int64)
+        for i in range(n):
+            k = prefixes.shape[1]
+            index = np.repeat(np.arange(rows), k)
+            probs = self._thresholded(i, tf.gather(s, index), prefixes.reshape(rows * k, n),
+                                      tf.gather(legals[:, i], index)).reshape(rows, k, a)
+            joint = (joint.reshape(rows, k)[..., None] * probs).reshape(rows, k * a)
+            prefixes = np.repeat(prefixes, a, axis=1)
+            prefixes[:, :, i] = np.tile(np.arange(a), k)
+        return joint.reshape((rows,) + (a,) * n)
+
+
+# ------------------------------------------------------------------------------ CPA-PA
+def gumbel_from_key(key: tf.Tensor) -> tf.Tensor:
+    """A standard-normal key coordinate -> a standard Gumbel: -log(-log Phi(k)) (ours, 3.3)."""
+    phi = 0.5 * (1.0 + tf.math.erf(key / math.sqrt(2.0)))
+    phi = tf.clip_by_value(phi, 1e-7, 1.0 - 1e-7)
+    return -tf.math.log(-tf.math.log(phi))
+
+
+def vq_loss_eq10(z_e, e, vq_beta):
+    """CPA Eq. 10: |sg[z_e(a)] - e|^2 + beta_vq |sg[e] - z_e(a)|^2, mean over the batch."""
+    return (tf.reduce_mean(tf.reduce_sum(tf.square(tf.stop_gradient(z_e) - e), -1))
+            + vq_beta * tf.reduce_mean(tf.reduce_sum(tf.square(tf.stop_gradient(e) - z_e), -1)))
+
+
+def straight_through_eq11(z_e, e):
+    """CPA Eq. 11, our reading: e' = z_e + sg[e - z_e] (value e, gradient to the encoder)."""
+    return z_e + tf.stop_gradient(e - z_e)
+
+
+def reconstruction_loss_eq12(decoder_log_probs, joint_action):
+    """CPA Eq. 12: -sum_i log p_i(a_i | e'), (M,N,A) and (M,N) -> mean over M."""
+    taken = tf.one_hot(joint_action, decoder_log_probs.shape[-1])
+    return -tf.reduce_mean(tf.reduce_sum(taken * decoder_log_probs, [-2, -1]))
+
+
+class CPAPASystem(CPAARSystem):
+    """Policy agreement (CPA Eqs. 9-12 and our agreement key), registered as `cpa_pa`."""
+
+    Config = CPAPAConfig
+
+    def __init__(self, environment, logger=None, seed: int = 0, **kwargs) -> None:
+        super().__init__(environment, logger, seed=seed, **kwargs)
+        cfg, n, a = self.config, self.num_agents, self.num_actions
+        c, d = cfg.pool_size, cfg.code_dim
+        self.pool = snt.nets.MLP(list(cfg.pool_hidden_sizes) + [c * d], name="action_pool")  # AP(s)
+        self.prior = snt.nets.MLP(list(cfg.pool_hidden_sizes) + [c], name="pool_prior")  # g(s), ours
+        self.encoder = snt.nets.MLP(list(cfg.coder_hidden_sizes) + [d], name="joint_encoder")  # z_e
+        self.decoder = Torso("mlp", n, a, cfg.coder_hidden_sizes, layout="agentwise",
+                             name="decoders")  # p_i(a_i | e'[, s]), one parameter set per agent
+        s = tf.zeros([1, self.state_size])
+        self.pool(s), self.prior(s), self.encoder(tf.zeros([1, n * a]))
+        self.decoder.unroll(tf.zeros([1, 1, n, d + (self.state_size if cfg.decoder_uses_state else 0)]))
+        self.pa_optimizer = snt.optimizers.Adam(cfg.pa_lr)
+        self.rng = tf.random.Generator.from_seed(seed)  # the teacher's samples
+        self.pa_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="pa_updates")
+        self._tf_pa_step = tf.function(self._pa_step, jit_compile=cfg.jit_compile)
+
+    def checkpoint_items(self) -> Dict[str, tf.Module]:
+        return {**super().checkpoint_items(), "action_pool": self.pool, "pool_prior": self.prior,
+                "joint_encoder": self.encoder, "decoders": self.decoder, "pa_optimizer": self.pa_optimizer,
+                "rng": self.rng, "pa_updates": self.pa_updates}
+
+    def train_step(self, experience) -> Dict[str, tf.Tensor]:
+        if int(self.ar_updates.numpy()) < self.config.ar_steps:
+            return self._teacher_step(experience)
+        return self._tf_pa_step(experience)
+
+    # ------------------------------------------------------------------ networks
+    def _pool(self, state):
+        """The action pool AP(s): (M,S) -> (M,c,d)."""
+        return tf.reshape(self.pool(state), [-1, self.config.pool_size, self.config.code_dim])
+
+    def _decode(self, code, state):
+        """Decoder log-probs log p_i(.|e'[, s]): code (M,K,d), state (M,S) -> (M,K,N,A)."""
+        n = self.num_agents
+        x = code
+        if self.config.decoder_uses_state:  # ours
+            x = tf.concat([code, tf.broadcast_to(state[:, None], tf.concat([tf.shape(code)[:2],
+                                                                           [self.state_size]], 0))], -1)
+        x = tf.broadcast_to(x[None], tf.concat([[n], tf.shape(x)[:2], [x.shape[-1]]], 0))  # (N,M,K,in)
+        logits = agentwise_unroll("mlp", agentwise_variables(self.decoder), x)  # (N,M,K,A)
+        return tf.nn.log_softmax(tf.transpose(logits, [1, 2, 0, 3]))  # (M,K,N,A)
+
+    def _teacher_sample(self, state, legals):
+        """Distillation labels a_hat ~ pi^beta_AR(.|s) from the frozen teacher (Eq. 8), (M,N)."""
+        rows = tf.shape(state)[0]
+        actions = tf.zeros([rows, self.num_agents], tf.int32)
+        seeds = self.rng.uniform_full_int([self.num_agents, 2], tf.int32)
+        for i in range(self.num_agents):  # unrolled at trace time: the AR order
+            probs = tf.nn.softmax(masked_logits(self.policy.agent(state, actions, i), legals[:, i]))
+            probs = threshold_policy_eq8(probs, self.config.beta, self.config.threshold_weighting)
+            logp = tf.where(probs > 0, tf.math.log(tf.maximum(probs, 1e-30)), MASK_VALUE)
+            a_i = tf.random.stateless_categorical(logp, 1, seeds[i], dtype=tf.int32)[:, 0]
+            actions = actions + a_i[:, None] * tf.one_hot(i, self.num_agents, dtype=tf.int32)
+        return actions
+
+    def _pa_step(self, experience) -> Dict[str, tf.Tensor]:
+        cfg, n, a = self.config, self.num_agents, self.num_actions
+        batch = unpack(experience)
+        state = tf.reshape(batch.state, [-1, self.state_size])  # every row's s, (M,S)
+        legals = tf.reshape(batch.legals, [-1, n, a])  # (M,N,A)
+        a_hat = self._teacher_sample(state, legals)  # ours: fresh labels each step, (M,N)
+        variables = (self.pool.trainable_variables + self.prior.trainable_variables
+                     + self.encoder.trainable_variables + self.decoder.trainable_variables)
+        with tf.GradientTape() as tape:
+            pool = self._pool(state)  # (M,c,d)
+            z_e = self.encoder(tf.reshape(tf.one_hot(a_hat, a), [-1, n * a]))  # (M,d)
+            index = tf.argmin(tf.reduce_sum(tf.square(z_e[:, None] - pool), -1), -1)  # Eq. 9
+            e = tf.gather(pool, index, batch_dims=1)  # (M,d)
+            vq = vq_loss_eq10(z_e, e, cfg.vq_beta)
+            code = straight_through_eq11(z_e, e)
+            recon = reconstruction_loss_eq12(self._decode(code[:, None], state)[:, 0], a_hat)
+            prior = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                index, self.prior(state)))  # ours: the key's prior, -log softmax(g(s))_j*
+            loss = recon + vq + prior
+        apply_clipped(self.pa_optimizer, tape, loss, variables, cfg.grad_clip)
+        self.pa_updates.assign_add(1)
+        used = tf.reduce_sum(tf.cast(tf.math.bincount(tf.cast(index, tf.int32), minlength=cfg.pool_size,
+                                                      maxlength=cfg.pool_size) > 0, tf.float32))
+        return {"reconstruction_loss": recon, "vq_loss": vq, "prior_loss": prior,
+                "pool_entries_used": used}
+
+    # ----------------------------------------------------------------- execution
+    def entry_actions(self, state, legals) -> tf.Tensor:
+        """The joint action every pool entry decodes to: argmax_a p_i(a|e_j(s)[, s]), (M,c,N)."""
+        log_p = self._decode(self._pool(state), state)  # (M,c,N,A)
+        return tf.argmax(masked_logits(log_p, legals[:, None]), -1, output_type=tf.int32)
+
+    def agreed_index(self, state, key) -> tf.Tensor:
+        """The pool entry every agent picks from (s, k): (M,S), key (M,c) or (M,d) -> (M,)."""
+        if self.config.key_mode == "gumbel_prior":  # Gumbel-max: j ~ softmax(g(s)) exactly
+            return tf.argmax(self.prior(state) + gumbel_from_key(key), -1, output_type=tf.int32)
+        pool = self._pool(state)  # ours ("nearest"): the entry closest to the key
+        return tf.argmin(tf.reduce_sum(tf.square(key[:, None] - pool), -1), -1, output_type=tf.int32)
+
+    def agent_action(self, i: int, state, legals_i, key) -> np.ndarray:
+        """Agent i alone, from (s, k) and its own decoder: what a decentralised agent runs, (M,)."""
+        s = tf.convert_to_tensor(state, tf.float32)
+        j = self.agreed_index(s, tf.convert_to_tensor(key, tf.float32))
+        e = tf.gather(self._pool(s), j, batch_dims=1)[:, None]  # (M,1,d)
+        log_p = self._decode(e, s)[:, 0, i]  # (M,A)
+        return tf.argmax(masked_logits(log_p, tf.convert_to_tensor(legals_i, tf.float32)), -1).numpy()
+
+    def key_size(self) -> int:
+        return self.config.pool_size if self.config.key_mode == "gumbel_prior" else self.config.code_dim
+
+    def act(self, obs, legals, rng, state=None) -> np.ndarray:
+        """Decentralised: every agent decodes its part of the pool entry its shared key selects."""
+        s = _state_input(obs, state)
+        legals = tf.convert_to_tensor(legals, tf.float32)
+        rows, a = int(s.shape[0]), self.num_actions
+        entries = self.entry_actions(s, legals).numpy()  # (E,c,N)
+        if self.eval_mode == "greedy":  # ours: the most likely entry (the only one when c = 1)
+            j = tf.argmax(self.prior(s), -1).numpy()
+        else:
+            j = self.agreed_index(s, tf.convert_to_tensor(rng.standard_normal((rows, self.key_size())),
+                                                          tf.float32)).numpy()
+        actions = entries[np.arange(rows), j]  # (E,N)
+        if self.eval_mode == "greedy" or self.config.pool_size == 1:
+            self.last_marginals = np.eye(a)[actions]
+        else:  # Eq. 21 by Monte Carlo over keys k ~ N(0, I)
+            m = self.config.entropy_samples
+            keys = rng.standard_normal((rows * m, self.key_size()))
+            picks = self.agreed_index(tf.repeat(s, m, axis=0), tf.convert_to_tensor(keys, tf.float32))
+            picked = entries[np.repeat(np.arange(rows), m), picks.numpy()]  # (E*M,N)
+            self.last_marginals = np.eye(a)[picked].reshape(rows, m, self.num_agents, a).mean(1)
+        return actions.astype(np.int32)

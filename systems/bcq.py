@@ -1,0 +1,34 @@
+"""BCQ run config (algorithms.md 4.2): `get_config("env/scenario")`.
+
+SMAC: OG-MARL's IQL+BCQ yaml (GRU 64, Adam 3e-4 for Q and for the behaviour model,
+`bc_threshold` 0.4, hard target copy every 200 updates, no logit penalty, 32 windows of
+20, greedy). Small games: the discrete-BCQ paper's tau = 0.3 and 0.01 logit penalty with
+an MLP (ours: 2x64, Adam 1e-3, one-step transitions), greedy evaluation as CPA Table 1.
+"""
+
+import dataclasses
+
+from og_marl_inspo.baselines.bcq import BCQConfig
+from og_marl_inspo.config import build_config
+
+_GRID = {"training_steps": 50_000, "system.learning_rate": 3e-4, "system.bc_learning_rate": 3e-4,
+         "system.hidden_sizes": (128, 128), "replay.sequence_length": 2, "replay.batch_size": 128,
+         "evaluation.every": 5000, "evaluation.episodes": 100, "checkpoint_every": 5000}
+
+OVERRIDES = {
+    "matrix": {"training_steps": 500, "system.learning_rate": 1e-3, "system.bc_learning_rate": 1e-3,
+               "replay.sequence_length": 2, "replay.batch_size": 256, "evaluation.every": 500,
+               "evaluation.episodes": 1000, "checkpoint_every": 500},
+    "bridge": _GRID,
+    "sensor": _GRID,
+    "aloha": _GRID,
+    "smac_v1": {"system.torso": "gru", "system.learning_rate": 3e-4, "system.bc_learning_rate": 3e-4,
+                "system.threshold": 0.4, "system.logit_penalty": 0.0, "system.eval_mode": "greedy",
+                "system.jit_compile": True, "replay.sequence_length": 20, "replay.batch_size": 32,
+                "training_steps": 100_000, "evaluation.every": 5000, "evaluation.episodes": 32,
+                "checkpoint_every": 5000},
+}
+
+
+def get_config(arg: str = ""):
+    return build_config("bcq", dataclasses.asdict(BCQConfig()), OVERRIDES, arg)

@@ -1,0 +1,28 @@
+"""CPA-PA run config (algorithms.md 3.2-3.3): `get_config("env/scenario")`.
+
+`training_steps` counts every `train_step` call: the first `system.ar_steps` train the
+AR teacher (systems/cpa_ar.py's settings), the rest distil it into the action pool,
+encoder, decoders and key prior. Deterministic mode by default (beta 1, pool size 1,
+greedy: CPA Table 1); Figures 3-4 use `system.pool_size=8`, smaller `system.beta` and
+`system.eval_mode=stochastic`.
+"""
+
+import dataclasses
+
+from og_marl_inspo.config import build_config
+from og_marl_inspo.cpa import CPAPAConfig
+
+OVERRIDES = {
+    "matrix": {"system.ar_steps": 800, "training_steps": 1100, "evaluation.every": 400,
+               "evaluation.episodes": 100, "checkpoint_every": 400},
+    "bridge": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
+               "evaluation.episodes": 50, "checkpoint_every": 5000},
+    "sensor": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
+               "evaluation.episodes": 50, "checkpoint_every": 5000},
+    "aloha": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
+              "evaluation.episodes": 50, "checkpoint_every": 5000},
+}
+
+
+def get_config(arg: str = ""):
+    return build_config("cpa_pa", dataclasses.asdict(CPAPAConfig()), OVERRIDES, arg)

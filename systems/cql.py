@@ -1,0 +1,34 @@
+"""CQL run config (algorithms.md 4.3): `get_config("env/scenario")`.
+
+SMAC: OG-MARL's IQL+CQL yaml (GRU 64, Adam 3e-4, `cql_weight` 3.0, hard target copy
+every 200 updates, 32 windows of 20, greedy). Small games (ours; CPA's Appendix B with
+its values is unavailable): MLP 2x64, one-step transitions, Adam 1e-3, alpha 3 (the
+OG-MARL weight; algorithms.md 4.3 suggests sweeping {0.5, 1, 3, 5}), greedy evaluation
+as CPA Table 1 ("deterministic policies").
+"""
+
+import dataclasses
+
+from og_marl_inspo.baselines.cql import CQLConfig
+from og_marl_inspo.config import build_config
+
+_GRID = {"training_steps": 50_000, "system.learning_rate": 3e-4, "system.hidden_sizes": (128, 128),
+         "replay.sequence_length": 2, "replay.batch_size": 128, "evaluation.every": 5000,
+         "evaluation.episodes": 100, "checkpoint_every": 5000}
+
+OVERRIDES = {
+    "matrix": {"training_steps": 500, "system.learning_rate": 1e-3, "replay.sequence_length": 2,
+               "replay.batch_size": 256, "evaluation.every": 500, "evaluation.episodes": 1000,
+               "checkpoint_every": 500},
+    "bridge": _GRID,
+    "sensor": _GRID,
+    "aloha": _GRID,
+    "smac_v1": {"system.torso": "gru", "system.learning_rate": 3e-4, "system.alpha": 3.0,
+                "system.eval_mode": "greedy", "system.jit_compile": True,
+                "replay.sequence_length": 20, "replay.batch_size": 32, "training_steps": 100_000,
+                "evaluation.every": 5000, "evaluation.episodes": 32, "checkpoint_every": 5000},
+}
+
+
+def get_config(arg: str = ""):
+    return build_config("cql", dataclasses.asdict(CQLConfig()), OVERRIDES, arg)

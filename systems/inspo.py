@@ -1,0 +1,64 @@
+"""InSPO run config (algorithms.md 2.6): `get_config("env/scenario")`.
+
+`training_steps` counts every `train_step` call: the first `system.bc_steps` fit the
+behaviour policy mu (and let the critics evaluate it), the rest are InSPO steps of
+`system.inner_steps` critic+actor updates per agent turn.
+
+Matrix games (ours, measured): MLP 2x64, 256 one-step transitions per batch, alpha 0.1,
+Adam 1e-2, 150 BC steps then 100 InSPO steps of 10 inner steps per agent turn (Alg. 1
+optimises each agent fully in its turn; with one small step per turn the simultaneous
+"w/o SPO" ablation coordinates through noise as well), stochastic evaluation.
+XOR: beta 0.01 (beta 0.1 leaves ~0.5% on the wrong action: return 0.98); 150 BC steps,
+then 350 InSPO steps with an SGD-like policy step (Adam with epsilon 1, lr 3,
+cosine-decayed to 0). Dataset (a) pays 1 for every row, so a local critic sees no
+advantage and coordination comes only from the resampled marginals drifting into a corner
+(algorithms.md 2.9). With Adam's usual epsilon the normalised step amplifies the rare
+minority rows near a corner and pushes the policies back to the middle (measured: 0.50
++- 0.29 on (a) with Adam lr 1e-2, 0.95 +- 0.04 with this step).
+M-NE: beta 10 for 40 InSPO steps (enough to leave (A,A) from the imbalanced mu; 5 is not
+without luck), annealed to 0.5 over 20 steps so the final policy is sharp (a constant
+beta 5 ends at 19.93), and a short-memory policy Adam (beta2 0.9) so the second agent
+sharpens on the 1% of (C,C) rows in time.
+SMAC: GRU policies, MLP 2x256 critics on [s, o_i, id], auto alpha, greedy, XLA.
+
+The run config holds `system.alpha` as text ("0.1" or "auto") so that the command line
+can switch between a number and "auto" (`--config.system.alpha=auto`).
+"""
+
+import dataclasses
+
+from og_marl_inspo.config import build_config
+from og_marl_inspo.inspo import InSPOConfig
+
+_MATRIX = {"system.alpha": "0.1", "system.policy_lr": 1e-2, "system.critic_lr": 1e-2,
+           "system.bc_lr": 5e-3, "system.bc_steps": 150, "system.inner_steps": 10,
+           "system.eval_mode": "stochastic", "replay.sequence_length": 2, "replay.batch_size": 256,
+           "evaluation.every": 50, "evaluation.episodes": 1000, "checkpoint_every": 100}
+
+OVERRIDES = {
+    "matrix": _MATRIX,
+    "xor": {"training_steps": 500, "system.beta": 0.01, "system.policy_lr": 3.0,
+            "system.policy_adam_epsilon": 1.0, "system.policy_lr_decay_steps": 350},
+    "m_ne": {"training_steps": 250, "system.beta": 10.0, "system.beta_final": 0.5,
+             "system.beta_anneal_start": 40, "system.beta_anneal_steps": 20,
+             "system.policy_adam_beta2": 0.9},
+    "bridge": {"training_steps": 200_000, "system.alpha": "0.1", "system.beta": 0.1,
+               "system.hidden_sizes": (128, 128), "system.critic_hidden_sizes": (128, 128),
+               "system.policy_lr": 3e-4, "system.critic_lr": 3e-4, "system.bc_lr": 3e-4,
+               "system.bc_steps": 20_000, "system.eval_mode": "stochastic",
+               "replay.sequence_length": 2, "replay.batch_size": 128,
+               "evaluation.every": 10_000, "evaluation.episodes": 100, "checkpoint_every": 10_000},
+    "smac_v1": {"training_steps": 100_000, "system.torso": "gru", "system.alpha": "auto",
+                "system.beta": 0.1, "system.target_kl_per_agent": 0.1,
+                "system.critic_hidden_sizes": (256, 256), "system.policy_lr": 3e-4,
+                "system.critic_lr": 3e-4, "system.bc_lr": 3e-4, "system.bc_steps": 20_000,
+                "system.eval_mode": "greedy", "system.jit_compile": True,
+                "replay.sequence_length": 20, "replay.batch_size": 32,
+                "evaluation.every": 5000, "evaluation.episodes": 32, "checkpoint_every": 5000},
+}
+
+
+def get_config(arg: str = ""):
+    defaults = dataclasses.asdict(InSPOConfig())
+    defaults["alpha"] = str(defaults["alpha"])  # text: a number or "auto"
+    return build_config("inspo", defaults, OVERRIDES, arg)

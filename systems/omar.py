@@ -1,0 +1,39 @@
+"""OMAR run config (algorithms.md 4.5): `get_config("env/scenario")`.
+
+Defaults are the CFCQL repository's discrete OMAR (Adam 1e-3 for actor and critics, CQL
+weight 5, omar_coe 0.5, TD(lambda = 0.6), hard target copy every 200 steps, grad clip 10,
+greedy evaluation), the runs behind InSPO's SMAC OMAR row.
+Small games (InSPO's settings are in its unavailable Appendix C; ours): MLP policy and
+critics 2x64 on [s, o_i, id], one-step targets (td_lambda 0), 256 transitions per batch,
+sampled evaluation (the InSPO tables; `reproduce` sets the table's mode).
+The CQL weight stays the CFCQL repo's 5: on XOR (b) it makes each agent prefer its more
+frequent action A, so OMAR scores 0 where InSPO reports -2; `--config.system.cql_alpha=0.1`
+gives -2 (one seed, 300 steps), so InSPO's runs were less conservative.
+"""
+
+import dataclasses
+
+from og_marl_inspo.baselines.omar import OMARConfig
+from og_marl_inspo.config import build_config
+
+_SMALL = {"system.td_lambda": 0.0, "system.hidden_sizes": (64, 64),
+          "system.critic_hidden_sizes": (64, 64), "system.eval_mode": "stochastic",
+          "replay.sequence_length": 2, "replay.batch_size": 256}
+_GRID = {**_SMALL, "system.hidden_sizes": (128, 128), "system.critic_hidden_sizes": (128, 128),
+         "training_steps": 50_000, "evaluation.every": 5000, "evaluation.episodes": 100,
+         "checkpoint_every": 5000}
+
+OVERRIDES = {
+    "matrix": {**_SMALL, "training_steps": 300, "evaluation.every": 150, "evaluation.episodes": 1000,
+               "checkpoint_every": 150},
+    "bridge": _GRID,
+    "sensor": _GRID,
+    "aloha": _GRID,
+    "smac_v1": {"system.torso": "gru", "system.eval_mode": "greedy", "system.jit_compile": True,
+                "replay.sequence_length": 20, "replay.batch_size": 32, "training_steps": 100_000,
+                "evaluation.every": 5000, "evaluation.episodes": 32, "checkpoint_every": 5000},
+}
+
+
+def get_config(arg: str = ""):
+    return build_config("omar", dataclasses.asdict(OMARConfig()), OVERRIDES, arg)

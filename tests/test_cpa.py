@@ -1,0 +1,141 @@
+"""CPA (AR and PA), the policy average entropy, and the MAICQ baseline CPA builds on."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from og_marl_inspo import cpa
+from og_marl_inspo.cpa import (CPAARConfig, CPAPAConfig, CPAPASystem, ar_marginals_eq20,
+                               threshold_policy_eq8)
+from og_marl_inspo.data.buffer import ReplayBuffer
+from og_marl_inspo.data.collect import RECIPES, experience_from_episodes
+from og_marl_inspo.envs import get_environment
+from og_marl_inspo.errors import ConfigError
+from og_marl_inspo.trainer import evaluation_record, mean_entropy_bits, run_episodes
+
+AB, BA = (0, 1), (1, 0)
+
+
+def matrix_buffer(source, scenario, dataset, batch=256):
+    """A one-transition buffer over a matrix-game recipe, built in memory."""
+    env = get_environment(source, "matrix", scenario)
+    episodes = RECIPES[(source, "matrix", scenario)][dataset].build(env, np.random.default_rng(0))
+    experience = {k: ({kk: vv[None] for kk, vv in v.items()} if isinstance(v, dict) else v[None])
+                  for k, v in experience_from_episodes(episodes).items()}
+    return env, ReplayBuffer(2, batch, 1, seed=0, experience=experience)
+
+
+@pytest.fixture(scope="module")
+def xor_pa():
+    """CPA-PA in diverse mode on CPA's XOR `AB+BA` (each agent's marginal is 1/2, 1/2, so
+    independent agents would mismatch half the time): AR-teacher steps, then policy agreement."""
+    tf.random.set_seed(0)
+    env, buffer = matrix_buffer("cpa", "xor", "AB+BA")
+    system = CPAPASystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3, ar_steps=150,
+                         beta=0.3, pool_size=2, pa_lr=3e-3, eval_mode="stochastic",
+                         entropy_samples=400)
+    for _ in range(300):
+        system.train_step(buffer.sample())
+    return env, system
+
+
+def test_ar_joint_policy_on_xor_puts_its_mass_on_ab_and_ba(xor_pa):
+    _, system = xor_pa
+    joint = system.joint_policy(np.ones((1, 1), np.float32))[0]  # pi^beta(a_1, a_2 | s), Eq. 4
+    assert joint[AB] + joint[BA] > 0.99
+    assert min(joint[AB], joint[BA]) > 0.2  # both optimal joint actions kept (diverse, beta 0.3)
+
+
+def test_pool_and_key_give_every_agent_the_same_joint_action(xor_pa):
+    env, system = xor_pa
+    rows = 400
+    state, legals = np.ones((rows, 1), np.float32), np.ones((rows, 2, 2), np.float32)
+    keys = np.random.default_rng(1).standard_normal((rows, system.key_size())).astype(np.float32)
+    # each agent alone, from (s, k) and its own decoder, as in decentralised execution
+    parts = np.stack([system.agent_action(i, state, legals[:, i], keys) for i in range(2)], 1)
+    whole = tf.gather(system.entry_actions(state, legals), system.agreed_index(state, keys),
+                      batch_dims=1).numpy()
+    np.testing.assert_array_equal(parts, whole)
+    pairs = {tuple(p) for p in parts}
+    assert pairs == {AB, BA}  # agreement: only matched joint actions, and both of them
+    out = run_episodes(system, env, 500, seed=2)
+    assert out["episode_returns"].mean() == 1.0
+    record = evaluation_record(system, env, 0, 300, seed=0)
+    assert record["policy_average_entropy"] == pytest.approx(1.0, abs=0.1)  # Eq. 21: 1/2, 1/2
+
+
+def test_greedy_pa_and_ar_are_deterministic_and_solve_xor(xor_pa):
+    env, system = xor_pa
+    system.eval_mode = "greedy"
+    try:
+        record = evaluation_record(system, env, 0, 200, seed=0)
+    finally:
+        system.eval_mode = "stochastic"
+    assert record["episode_return_mean"] == 1.0 and record["policy_average_entropy"] == 0.0
+
+
+def test_policy_average_entropy_equals_hand_computed_values():
+    assert mean_entropy_bits(np.array([[[0.5, 0.5], [1.0, 0.0]]])) == pytest.approx([0.5])
+    assert mean_entropy_bits(np.full((2, 3, 4), 0.25)) == pytest.approx([2.0, 2.0])
+
+    # 3 agents: pi_1 = (3/4, 1/4); agent 2 copies agent 1; agent 3 is (1/2, 1/2) whatever came before
+    def step(i, index, actions):
+        if i == 0:
+            return np.tile([0.75, 0.25], (len(index), 1))
+        if i == 1:
+            return np.eye(2)[actions[:, 0]]
+        return np.full((len(index), 2), 0.5)
+
+    h_quarter = -(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25))  # 0.8113 bits
+    exact = ar_marginals_eq20(step, 2, 3, 2, np.random.default_rng(0))  # Eq. 20, enumerated
+    np.testing.assert_allclose(exact[0], [[0.75, 0.25], [0.75, 0.25], [0.5, 0.5]])
+    assert mean_entropy_bits(exact)[0] == pytest.approx((2 * h_quarter + 1.0) / 3)
+    original = cpa.MAX_ENUMERATED_PREFIXES
+    cpa.MAX_ENUMERATED_PREFIXES = 1  # force the Monte Carlo estimate
+    try:
+        sampled = ar_marginals_eq20(step, 2, 3, 2, np.random.default_rng(0), samples=20_000)
+    finally:
+        cpa.MAX_ENUMERATED_PREFIXES = original
+    np.testing.assert_allclose(sampled, exact, atol=0.02)
+
+
+def test_eq8_threshold_keeps_actions_above_beta():
+    probs = tf.constant([[0.6, 0.3, 0.1]])
+    kept = threshold_policy_eq8(probs, 0.25).numpy()[0]
+    assert kept[2] == 0.0 and kept[0] == pytest.approx(math.exp(0.6) / (math.exp(0.6) + math.exp(0.3)))
+    renormalised = threshold_policy_eq8(probs, 0.25, "renormalised").numpy()[0]
+    np.testing.assert_allclose(renormalised, [2 / 3, 1 / 3, 0], rtol=1e-6)
+    np.testing.assert_array_equal(threshold_policy_eq8(probs, 1.0).numpy()[0], [1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("config, field", [
+    (lambda: CPAARConfig(beta=0.0), "system.beta"),
+    (lambda: CPAARConfig(beta=1.5), "system.beta"),
+    (lambda: CPAPAConfig(pool_size=0), "system.pool_size"),
+    (lambda: CPAPAConfig(pool_size=2.5), "system.pool_size"),
+    (lambda: CPAPAConfig(key_mode="random"), "system.key_mode"),
+])
+def test_bad_beta_or_pool_size_is_refused_naming_the_field(config, field):
+    with pytest.raises(ConfigError, match=field):
+        config()
+
+
+def test_maicq_trains_on_xor_b_and_acts_legally():
+    from og_marl_inspo.baselines.maicq import MAICQSystem
+
+    tf.random.set_seed(0)
+    env, buffer = matrix_buffer("inspo", "xor", "B", batch=128)
+    system = MAICQSystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3)
+    logs = [system.train_step(buffer.sample()) for _ in range(100)]
+    critic = [float(l["critic_loss"]) for l in logs]
+    assert np.mean(critic[-10:]) < 0.2 * np.mean(critic[:10])
+    assert all(np.isfinite(float(v)) for v in logs[-1].values())
+    legals = np.ones((64, 2, 2), np.float32)
+    legals[:, 0, 1] = 0.0  # agent 0 may only play A
+    system.reset(64)
+    actions = system.act(np.ones((64, 2, 1), np.float32), legals, np.random.default_rng(0))
+    assert (actions[:, 0] == 0).all() and system.last_marginals[:, 0, 1].max() == 0.0
