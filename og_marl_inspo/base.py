@@ -15,7 +15,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from og_marl_inspo.networks import sample_actions
+from og_marl_inspo.networks import masked_logits, sample_actions
 
 EVAL_MODES = ("stochastic", "greedy")
 
@@ -101,14 +101,20 @@ class BaseOfflineSystem:
         og_marl_train(self, replay_buffer, training_steps, evaluation_every, num_eval_episodes)
 
     # ----------------------------------------------------------- to implement
+    #: The attribute naming the network that acts: a `Torso` whose masked outputs are the
+    #: scores `eval_mode` reads (logits of a policy, or Q-values for greedy Q-learners).
+    ACTING_NETWORK = "policy"
+
     def train_step(self, experience) -> Dict[str, float]:
-        raise NotImplementedError
+        """One update; by default the subclass's compiled `_tf_train_step`."""
+        return self._tf_train_step(experience)
 
     def initial_state(self, num_episodes: int):
-        return None
+        return getattr(self, self.ACTING_NETWORK).initial_state(num_episodes)
 
     def _policy_step(self, obs, legals, state):
-        raise NotImplementedError
+        scores, state = getattr(self, self.ACTING_NETWORK).step(obs, state)
+        return masked_logits(scores, legals), state
 
     def checkpoint_items(self) -> Dict[str, tf.Module]:
         """Everything a checkpoint must hold: networks, optimisers, generators."""

@@ -197,6 +197,9 @@ class CPAARSystem(BaseOfflineSystem):
                 "mixer": self.mixer, "target_mixer": self.target_mixer, "ar_optimizer": self.optimizer,
                 "ar_updates": self.ar_updates}
 
+    def initial_state(self, num_episodes: int):
+        return None  # MLP heads over the state: nothing recurrent to carry
+
     def train_step(self, experience) -> Dict[str, tf.Tensor]:
         return self._teacher_step(experience)
 

@@ -252,13 +252,6 @@ class InSPOSystem(BaseOfflineSystem):
             return tf.exp(self.log_alpha)
         return tf.constant(float(self.config.alpha))
 
-    def initial_state(self, num_episodes: int):
-        return self.policy.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        logits, state = self.policy.step(obs, state)
-        return masked_logits(logits, legals), state
-
     def train_step(self, experience) -> Dict[str, tf.Tensor]:
         if int(self.bc_updates.numpy()) < self.config.bc_steps:
             return self._tf_bc_step(experience)

@@ -173,13 +173,6 @@ class AlberDICESystem(BaseOfflineSystem):
         items.update({f"{name}_optimizer": opt for name, opt in self.optimizers.items()})
         return items
 
-    def initial_state(self, num_episodes: int):
-        return self.policy.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        logits, state = self.policy.step(obs, state)
-        return masked_logits(logits, legals), state
-
     @property
     def alpha(self) -> tf.Tensor:
         """alpha_k = alpha_start (alpha_end / alpha_start)^(k / K), their geometric anneal."""
@@ -188,9 +181,6 @@ class AlberDICESystem(BaseOfflineSystem):
             return tf.constant(cfg.alpha_start)
         done = tf.minimum(tf.cast(self.updates, tf.float32) / cfg.alpha_anneal_steps, 1.0)
         return cfg.alpha_start * (cfg.alpha_end / cfg.alpha_start) ** done
-
-    def train_step(self, experience) -> Dict[str, tf.Tensor]:
-        return self._tf_train_step(experience)
 
     def update_agent(self, experience, agent: int) -> Dict[str, tf.Tensor]:
         """One agent's turn alone (eager), with the data policy left as it is."""

@@ -61,16 +61,6 @@ class BCSystem(BaseOfflineSystem):
     def checkpoint_items(self) -> Dict[str, tf.Module]:
         return {"policy": self.policy, "optimizer": self.optimizer}
 
-    def initial_state(self, num_episodes: int):
-        return self.policy.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        logits, state = self.policy.step(obs, state)
-        return masked_logits(logits, legals), state
-
-    def train_step(self, experience) -> Dict[str, tf.Tensor]:
-        return self._tf_train_step(experience)
-
     def _train_step(self, experience) -> Dict[str, tf.Tensor]:
         batch = unpack(experience)
         with tf.GradientTape() as tape:

@@ -99,9 +99,6 @@ class BCQSystem(BaseOfflineSystem):
             legals = allowed_actions(bc_logits, legals, self.config.threshold)
         return masked_logits(values, legals), (q_state, bc_state)
 
-    def train_step(self, experience) -> Dict[str, tf.Tensor]:
-        return self._tf_train_step(experience)
-
     def _train_step(self, experience) -> Dict[str, tf.Tensor]:
         cfg = self.config
         batch = unpack(experience)

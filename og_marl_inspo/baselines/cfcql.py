@@ -111,6 +111,7 @@ class CFCQLSystem(BaseOfflineSystem):
     """QMIX + counterfactual CQL, registered as `cfcql`."""
 
     Config = CFCQLConfig
+    ACTING_NETWORK = "q"  # greedy: argmax of each agent's Q_i over legal actions
 
     def __init__(self, environment, logger=None, seed: int = 0, **kwargs) -> None:
         self.config = cfg = CFCQLConfig(**kwargs)
@@ -142,13 +143,6 @@ class CFCQLSystem(BaseOfflineSystem):
     @property
     def variables_to_train(self):
         return list(self.q.trainable) + list(self.mixer.trainable_variables)
-
-    def initial_state(self, num_episodes: int):
-        return self.q.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        values, state = self.q.step(obs, state)
-        return masked_logits(values, legals), state  # greedy: argmax of each agent's Q_i
 
     def train_step(self, experience) -> Dict[str, tf.Tensor]:
         if self.uses_beta and int(self.bc_updates.numpy()) < self.config.bc_steps:

@@ -54,6 +54,7 @@ class CQLSystem(BaseOfflineSystem):
     """Independent double-DQN learners with the CQL(H) penalty, registered as `cql`."""
 
     Config = CQLConfig
+    ACTING_NETWORK = "q"  # greedy: argmax of each agent's Q_i over legal actions
 
     def __init__(self, environment, logger=None, seed: int = 0, **kwargs) -> None:
         self.config = cfg = CQLConfig(**kwargs)
@@ -65,16 +66,6 @@ class CQLSystem(BaseOfflineSystem):
 
     def checkpoint_items(self) -> Dict[str, tf.Module]:
         return {"q": self.q, "optimizer": self.optimizer}
-
-    def initial_state(self, num_episodes: int):
-        return self.q.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        values, state = self.q.step(obs, state)
-        return masked_logits(values, legals), state  # greedy: argmax over legal actions
-
-    def train_step(self, experience) -> Dict[str, tf.Tensor]:
-        return self._tf_train_step(experience)
 
     def _train_step(self, experience) -> Dict[str, tf.Tensor]:
         cfg = self.config

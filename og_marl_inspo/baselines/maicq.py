@@ -171,13 +171,6 @@ class MAICQSystem(BaseOfflineSystem):
                 "mixer": self.mixer, "target_mixer": self.target_mixer, "optimizer": self.optimizer,
                 "updates": self.updates}
 
-    def initial_state(self, num_episodes: int):
-        return self.policy.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        logits, state = self.policy.step(obs, state)
-        return masked_logits(logits, legals), state
-
     def train_step(self, experience) -> Dict[str, tf.Tensor]:
         logs = self._tf_train_step(experience)
         if int(self.updates.numpy()) % self.config.target_update_period == 0:

@@ -188,16 +188,6 @@ class OMARSystem(BaseOfflineSystem):
             items[f"target_critic_{k + 1}"] = self.target_critics[k]
         return items
 
-    def initial_state(self, num_episodes: int):
-        return self.policy.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        logits, state = self.policy.step(obs, state)
-        return masked_logits(logits, legals), state
-
-    def train_step(self, experience) -> Dict[str, tf.Tensor]:
-        return self._tf_train_step(experience)
-
     def _train_step(self, experience) -> Dict[str, tf.Tensor]:
         cfg = self.config
         batch = unpack(experience)

@@ -154,16 +154,6 @@ class OMIGASystem(BaseOfflineSystem):
                 "policy_optimizer": self.policy_optimizer, "v_optimizer": self.v_optimizer,
                 "q_optimizer": self.q_optimizer}
 
-    def initial_state(self, num_episodes: int):
-        return self.policy.initial_state(num_episodes)
-
-    def _policy_step(self, obs, legals, state):
-        logits, state = self.policy.step(obs, state)
-        return masked_logits(logits, legals), state
-
-    def train_step(self, experience) -> Dict[str, tf.Tensor]:
-        return self._tf_train_step(experience)
-
     def q_tot(self, obs, actions, state, target: bool = False):
         """Q_tot(s, a) of OMIGA Eq. 8: obs (...,N,O), actions (...,N), state (...,S) -> (...)."""
         q_net, mixer = (self.target_q, self.target_mixer) if target else (self.q, self.mixer)
