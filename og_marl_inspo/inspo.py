@@ -18,7 +18,17 @@ Departures from the paper (each a config field, marked `# ours:` below):
   - the regularisers of the critic target sit inside the discount as Eq. 10 writes them
     (`discount_regularizers`), not outside as the practical line does;
   - exp weights clipped at `w_max`, ratios at `rho_max`, mu floored at `mu_floor`;
-  - one critic and one actor step per agent turn (`inner_steps`), critic first;
+  - `inner_steps` critic steps, then as many actor steps, per agent turn, on one resampled
+    D_rho for the turn or a fresh one per step (`resample`); optionally self-normalised
+    Eq. 13 weights (`normalize_weights`: a batch constant, so the weighted-MLE minimiser is
+    unchanged and only the step size is);
+  - the "w/o SPO" ablation (`sequential=False`, Fig. 5b) updates every agent against the
+    same teammates. Which teammates the paper's ablation resamples for is not written
+    down; `simultaneous_ratio="behaviour"` (default) holds them at mu, so SPO's resampling
+    goes with it and each agent improves against the data alone; its fixed point on XOR (b)
+    is the OOD joint action (B, B) the paper describes. `"old"` resamples for their
+    pre-step policies (Eq. 14 with no earlier agents): with exact updates that cycles
+    between (A, A) and (B, B), but sampling noise breaks the symmetry and it coordinates;
   - auto-alpha moves alpha up when KL(pi||mu) exceeds the target (the Lagrangian dual
     of KL <= target); the paper's one-line "min_alpha alpha*KL - alpha*target" would
     move it the other way;
@@ -45,6 +55,8 @@ from og_marl_inspo.td import hard_update, polyak_update
 UPDATE_ORDERS = ("random", "fixed", "reversed")
 CRITIC_INPUTS = ("auto", "state", "state_obs_id")
 POLICY_INITS = ("copy_mu", "scratch")
+RESAMPLE_MODES = ("per_step", "per_turn")
+SIMULTANEOUS_RATIOS = ("behaviour", "old")
 
 
 @dataclasses.dataclass
@@ -56,14 +68,17 @@ class InSPOConfig:
     beta_anneal_steps: int = 0       # ours: length of a linear beta -> beta_final anneal; 0: constant
     entropy: bool = True             # False: beta forced to 0 (ablation "w/o entropy", Fig. 5a)
     sequential: bool = True          # False: simultaneous updates (ablation "w/o SPO", Fig. 5b)
+    simultaneous_ratio: str = "behaviour"  # ours, w/o SPO only: teammates in the resampling ratio are
+                                     # mu ("behaviour": ratio 1, the resampling of SPO goes with it) or
+                                     # their pre-step policies ("old"); see the module docstring
     update_order: str = "random"     # "random" per step (Alg. 1 line 4), "fixed" 0..N-1, "reversed"
     gamma: float = 0.99
     policy_lr: float = 1e-3          # ours: Adam, agent-sliced
-    policy_lr_decay_steps: int = 0   # ours: cosine decay of policy_lr to 0 over this many InSPO steps
-                                     # (IQL's actor schedule); 0: constant
+    policy_adam_beta1: float = 0.9   # ours: policy Adam's momentum (XOR 0: no push left over from the
+                                     # last turn, each turn fits its own D_rho)
+    policy_adam_beta2: float = 0.999  # ours: policy Adam's second-moment decay (M-NE 0.9)
     critic_lr: float = 1e-3          # ours: Adam, agent-sliced
-    policy_adam_beta2: float = 0.999  # ours: policy Adam's second-moment decay (matrix games 0.9)
-    policy_adam_epsilon: float = 1e-8  # ours: policy Adam's epsilon; >= the gradient scale makes it SGD-like
+    critic_adam_beta1: float = 0.9   # ours: critic Adam's momentum (XOR 0, as for the policy)
     bc_lr: float = 1e-3              # ours: Adam on mu
     bc_steps: int = 2000             # ours: train_step calls spent on mu before InSPO starts
     policy_init: str = "copy_mu"     # ours: "copy_mu" (ratios start at 1) or "scratch"
@@ -76,8 +91,14 @@ class InSPOConfig:
     discount_regularizers: bool = True  # ours: Eq. 10 (inside gamma); False: practical Eq. 14 line
     rho_max: float = 100.0           # ours: clip on the resampling ratio (AlberDICE's value)
     w_max: float = 100.0             # ours: clip on the Eq. 13 exp weight
+    normalize_weights: bool = False  # ours: divide the Eq. 13 weights by their resampled mean (a batch
+                                     # constant: the weighted-MLE minimiser is unchanged, the step size
+                                     # no longer shrinks when every advantage is negative)
     mu_floor: float = 1e-6           # ours: floor on mu before logs and ratios
     inner_steps: int = 1             # ours: critic+actor steps per agent turn
+    resample: str = "per_step"       # ours: "per_turn" draws one D_rho per agent turn for all its critic
+                                     # and actor steps (Alg. 1's fit on one resampled dataset);
+                                     # "per_step" draws afresh for every inner step
     target_kl_per_agent: float = 0.1  # ours: auto-alpha target, times N
     alpha_init: float = 10.0         # ours: auto-alpha start (best fixed value, Table 5)
     alpha_lr: float = 3e-4           # ours: Adam on log alpha; alpha clipped to [1e-3, 1e3]
@@ -106,15 +127,18 @@ class InSPOConfig:
              "alpha + beta must be > 0 (the Eq. 13 weight divides by it)"),
             ("entropy", isinstance(self.entropy, bool), "must be true or false"),
             ("sequential", isinstance(self.sequential, bool), "must be true or false"),
+            ("normalize_weights", isinstance(self.normalize_weights, bool), "must be true or false"),
             ("critic_pretrain", isinstance(self.critic_pretrain, bool), "must be true or false"),
+            ("simultaneous_ratio", self.simultaneous_ratio in SIMULTANEOUS_RATIOS,
+             f"choose one of {', '.join(SIMULTANEOUS_RATIOS)}"),
             ("update_order", self.update_order in UPDATE_ORDERS,
              f"choose one of {', '.join(UPDATE_ORDERS)}"),
             ("gamma", 0 <= self.gamma <= 1, "must be in [0, 1]"),
             ("policy_lr", self.policy_lr > 0, "must be > 0"),
-            ("policy_lr_decay_steps", self.policy_lr_decay_steps >= 0, "must be >= 0"),
-            ("critic_lr", self.critic_lr > 0, "must be > 0"),
+            ("policy_adam_beta1", 0 <= self.policy_adam_beta1 < 1, "must be in [0, 1)"),
             ("policy_adam_beta2", 0 < self.policy_adam_beta2 < 1, "must be in (0, 1)"),
-            ("policy_adam_epsilon", self.policy_adam_epsilon > 0, "must be > 0"),
+            ("critic_lr", self.critic_lr > 0, "must be > 0"),
+            ("critic_adam_beta1", 0 <= self.critic_adam_beta1 < 1, "must be in [0, 1)"),
             ("bc_lr", self.bc_lr > 0, "must be > 0"),
             ("bc_steps", self.bc_steps >= 0, "must be >= 0"),
             ("policy_init", self.policy_init in POLICY_INITS, f"choose one of {', '.join(POLICY_INITS)}"),
@@ -129,6 +153,7 @@ class InSPOConfig:
             ("w_max", self.w_max > 0, "must be > 0"),
             ("mu_floor", 0 < self.mu_floor < 1, "must be in (0, 1)"),
             ("inner_steps", self.inner_steps >= 1, "must be >= 1"),
+            ("resample", self.resample in RESAMPLE_MODES, f"choose one of {', '.join(RESAMPLE_MODES)}"),
             ("target_kl_per_agent", self.target_kl_per_agent >= 0, "must be >= 0"),
             ("alpha_init", self.alpha_init > 0, "must be > 0"),
             ("alpha_lr", self.alpha_lr > 0, "must be > 0"),
@@ -186,6 +211,15 @@ def resample_counts(log_rho, seed):
     return tf.reshape(counts, tf.shape(log_rho))
 
 
+def turn_seeds(seeds, turn, inner_steps, resample):
+    """Resampling seeds (2, 2*inner_steps) of agent turn `turn`: its critic steps, then its
+    actor steps. "per_turn" gives every step the turn's first seed: one D_rho for the turn."""
+    block = seeds[:, 2 * turn * inner_steps:2 * (turn + 1) * inner_steps]
+    if resample == "per_turn":
+        block = tf.tile(block[:, :1], [1, 2 * inner_steps])
+    return block
+
+
 # ----------------------------------------------------------------------------- system
 class InSPOSystem(BaseOfflineSystem):
     """In-Sample Sequential Policy Optimization, registered as `inspo`."""
@@ -222,11 +256,11 @@ class InSPOSystem(BaseOfflineSystem):
         hard_update(self._target_vars, self._critic_vars)
         self.bc_lr = tf.Variable(float(cfg.bc_lr), trainable=False, name="bc_lr")
         self.bc_optimizer = snt.optimizers.Adam(self.bc_lr)
-        self.policy_lr = tf.Variable(float(cfg.policy_lr), trainable=False, name="policy_lr")
-        self.policy_optimizer = AgentSlicedAdam(self._policy_vars, self.policy_lr, beta2=cfg.policy_adam_beta2,
-                                                epsilon=cfg.policy_adam_epsilon,
-                                                clip_norm=cfg.grad_clip, name="policy_adam")
-        self.critic_optimizer = AgentSlicedAdam(self._critic_vars, cfg.critic_lr, clip_norm=cfg.grad_clip,
+        self.policy_optimizer = AgentSlicedAdam(self._policy_vars, cfg.policy_lr, beta1=cfg.policy_adam_beta1,
+                                                beta2=cfg.policy_adam_beta2, clip_norm=cfg.grad_clip,
+                                                name="policy_adam")
+        self.critic_optimizer = AgentSlicedAdam(self._critic_vars, cfg.critic_lr, beta1=cfg.critic_adam_beta1,
+                                                clip_norm=cfg.grad_clip,
                                                 name="critic_adam")
         self.log_alpha = tf.Variable(math.log(cfg.alpha_init if cfg.alpha == "auto" else max(cfg.alpha, 1e-30)),
                                      trainable=False, name="log_alpha")
@@ -361,6 +395,8 @@ class InSPOSystem(BaseOfflineSystem):
         adv = tf.reduce_sum((a_i - pi_old_i) * q, -1)  # A_phi = Q(a^i) - E_pi_old Q, (1,B,T-1)
         log_w = actor_log_weight_eq13(adv, logmu_i, alpha, beta)  # InSPO Eq. 13 exponent
         weights = tf.exp(tf.minimum(log_w, math.log(cfg.w_max)))  # ours: w_max
+        if cfg.normalize_weights:  # ours: self-normalised, mean 1 under the resample
+            weights = weights * tf.reduce_sum(counts) / tf.reduce_sum(counts * weights)
         params = agent_slice(self._policy_vars, i)
         with tf.GradientTape() as tape:
             tape.watch(params)
@@ -389,9 +425,6 @@ class InSPOSystem(BaseOfflineSystem):
         cfg, n = self.config, self.num_agents
         batch = unpack(experience)
         alpha, beta = self.alpha, self._current_beta()
-        if cfg.policy_lr_decay_steps > 0:  # ours: cosine schedule of the policy step size
-            done = tf.minimum(tf.cast(self.inspo_updates, tf.float32) / cfg.policy_lr_decay_steps, 1.0)
-            self.policy_lr.assign(cfg.policy_lr * 0.5 * (1.0 + tf.cos(math.pi * done)))
         self.inspo_updates.assign_add(1)
         obs, critic_in, taken, legals = self._agent_major(batch)  # agent axis first
         resets = batch.resets  # (B,T)
@@ -402,6 +435,8 @@ class InSPOSystem(BaseOfflineSystem):
         taken = taken[:, :, :-1]  # one-hot dataset actions of the transitions, (N,B,T-1,A)
         logmu_taken = tf.reduce_sum(taken * logmu[:, :, :-1], -1)  # (N,B,T-1)
         log_ratio = tf.reduce_sum(taken * logpi_old[:, :, :-1], -1) - logmu_taken  # (N,B,T-1)
+        if not cfg.sequential and cfg.simultaneous_ratio == "behaviour":  # teammates held at mu
+            log_ratio = tf.zeros_like(log_ratio)
 
         order = self._order()
         self.last_order.assign(order)
@@ -422,8 +457,8 @@ class InSPOSystem(BaseOfflineSystem):
             stats["ess"].append(1.0 / tf.reduce_sum(tf.square(p)) / tf.cast(tf.size(p), tf.float32))
             stats["rho_clip"].append(tf.reduce_mean(tf.cast(raw_log_rho > log_rho, tf.float32)))
             # Alg. 1 per turn: fit Q^i for the current teammates, then improve pi^i against it (ours:
-            # `inner_steps` steps of each, the critic's all first, a fresh resample every step)
-            block = seeds[:, 2 * turn * cfg.inner_steps:2 * (turn + 1) * cfg.inner_steps]
+            # `inner_steps` steps of each, the critic's all first, on resamples drawn per `resample`)
+            block = turn_seeds(seeds, turn, cfg.inner_steps, cfg.resample)
             critic_loss, q_mean = self._repeat(self._critic_step, 2, block[:, :cfg.inner_steps],
                                                i, x_i, a_i, y_i, log_rho)
             policy_loss, weight, weight_clip = self._repeat(

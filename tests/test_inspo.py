@@ -13,7 +13,7 @@ from og_marl_inspo.config import default_config
 from og_marl_inspo.data.buffer import ReplayBuffer
 from og_marl_inspo.data.collect import RECIPES, experience_from_episodes
 from og_marl_inspo.errors import ConfigError
-from og_marl_inspo.inspo import InSPOConfig, InSPOSystem, resample_counts
+from og_marl_inspo.inspo import InSPOConfig, InSPOSystem, resample_counts, turn_seeds
 from og_marl_inspo.networks import (AgentSlicedAdam, Torso, agent_slice, agentwise_unroll,
                                     agentwise_variables)
 
@@ -51,21 +51,49 @@ def xor_config(**overrides):
     return {**default_config("inspo", "matrix", "xor").system.to_dict(), **overrides}
 
 
-def test_inspo_reaches_one_on_xor_b(xor_env):
+def train_on_xor(env, dataset, **overrides):
+    """A systems/inspo.py matrix/xor run, as `og-marl-inspo train` makes it; returns
+    (system, last logs, mean return of 2000 sampled episodes)."""
     from og_marl_inspo.trainer import run_episodes
 
     run = default_config("inspo", "matrix", "xor")
-    system = InSPOSystem(xor_env, seed=0, **xor_config())
-    buffer = xor_buffer(xor_env, batch_size=run.replay.batch_size)
+    system = InSPOSystem(env, seed=0, **xor_config(**overrides))
+    buffer = xor_buffer(env, dataset, batch_size=run.replay.batch_size)
     for _ in range(run.training_steps):
         logs = system.train_step(buffer.sample())
-    returns = run_episodes(system, xor_env, 2000, seed=1)["episode_returns"]
-    assert returns.mean() >= 0.99  # the optimum is 1: one agent plays A, the other B
-    assert float(system.policy_lr) < 1e-4  # the cosine schedule has run down from 3.0
+    return system, logs, run_episodes(system, env, 2000, seed=1)["episode_returns"].mean()
+
+
+def test_inspo_reaches_one_on_xor_b(xor_env):
+    system, logs, mean_return = train_on_xor(xor_env, "B")
+    assert mean_return >= 0.99  # the optimum is 1: one agent plays A, the other B
     assert system.eval_mode == "stochastic" and all(np.isfinite(list(logs.values())))
     for key in ("critic_loss", "policy_loss", "alpha", "kl_joint", "entropy_mean", "ess_min", "ess_mean",
                 "weight_mean", "weight_clip_frac", "rho_clip_frac", "q_mean"):
         assert key in logs
+    assert float(logs["weight_mean"]) == pytest.approx(1.0)  # normalize_weights: mean 1 under D_rho
+
+
+def test_inspo_reaches_one_on_xor_a_where_only_the_resampling_drift_coordinates(xor_env):
+    _, _, mean_return = train_on_xor(xor_env, "A")
+    assert mean_return >= 0.99  # every row pays 1: a corner is reached through resampled marginals
+
+
+def test_without_spo_both_agents_take_the_ood_joint_action_on_xor_b(xor_env):
+    system, _, mean_return = train_on_xor(xor_env, "B", sequential=False)
+    system.reset(1)
+    marginals = tf.nn.softmax(system._policy_step(tf.ones([1, 2, 1]), tf.ones([1, 2, 2]),
+                                                  system.initial_state(1))[0]).numpy()[0]  # (N,A)
+    assert mean_return < -1.0  # InSPO Fig. 5b: (B, B) pays -2 and is absent from the data
+    assert (marginals[:, 1] > 0.8).all()  # each agent's in-sample best action is B
+
+
+def test_per_turn_resampling_gives_every_step_of_a_turn_one_seed():
+    seeds = tf.reshape(tf.range(2 * 12), [2, 12])  # 2 agents, 3 inner steps, critic + actor
+    assert turn_seeds(seeds, 1, 3, "per_step").numpy().tolist() == seeds[:, 6:].numpy().tolist()
+    per_turn = turn_seeds(seeds, 1, 3, "per_turn").numpy()
+    assert per_turn.shape == (2, 6) and (per_turn == per_turn[:, :1]).all()
+    assert per_turn[:, 0].tolist() == [6, 18]
 
 
 def test_behaviour_cloning_comes_first_then_policy_is_mu(xor_env):
@@ -108,13 +136,18 @@ def test_auto_alpha_moves_toward_the_kl_target():
     assert float(logs[0]["kl_joint"]) > 0 and float(above.alpha) > 10.0
 
 
-def test_simultaneous_ablation_uses_old_policies():
+def test_simultaneous_ablation_resamples_for_behaviour_or_old_teammates():
     env, batch = fake_env(), fake_batch()
-    seq = InSPOSystem(env, seed=0, bc_steps=0).train_step(batch)
-    sim = InSPOSystem(env, seed=0, bc_steps=0, sequential=False).train_step(batch)
-    # pi_0 = mu, so with old policies every ratio is 1 and resampling is uniform
-    assert float(sim["ess_min"]) == pytest.approx(1.0)
-    assert float(seq["ess_min"]) < 1.0 and float(seq["ess_mean"]) != float(sim["ess_mean"])
+    runs = {name: InSPOSystem(env, seed=0, bc_steps=0, **fields) for name, fields in (
+        ("sequential", {}), ("behaviour", {"sequential": False}),
+        ("old", {"sequential": False, "simultaneous_ratio": "old"}))}
+    first = {name: system.train_step(batch) for name, system in runs.items()}
+    # pi_0 = mu: the old policies' ratios are 1 too, so both simultaneous forms resample uniformly
+    assert float(first["behaviour"]["ess_min"]) == float(first["old"]["ess_min"]) == pytest.approx(1.0)
+    assert float(first["sequential"]["ess_min"]) < 1.0
+    second = {name: system.train_step(batch) for name, system in runs.items()}
+    assert float(second["old"]["ess_min"]) < 1.0  # the teammates have moved since mu
+    assert float(second["behaviour"]["ess_min"]) == pytest.approx(1.0)  # held at mu
 
 
 def test_entropy_ablation_sets_beta_to_zero():
@@ -142,6 +175,10 @@ def test_beta_anneal_is_linear_between_start_and_end():
     ({"torso": "lstm"}, "config field system.torso"),
     ({"alpha": 0.0, "entropy": False}, r"system.alpha: alpha \+ beta must be > 0"),
     ({"sequential": "yes"}, "config field system.sequential"),
+    ({"simultaneous_ratio": "new"}, "config field system.simultaneous_ratio: choose one of behaviour, old"),
+    ({"resample": "sometimes"}, "config field system.resample: choose one of per_step, per_turn"),
+    ({"policy_adam_beta1": 1.0}, r"config field system.policy_adam_beta1: must be in \[0, 1\)"),
+    ({"normalize_weights": 1}, "config field system.normalize_weights"),
 ])
 def test_bad_config_values_are_refused_naming_the_field(fields, message):
     with pytest.raises(ConfigError, match=message):
