@@ -4,8 +4,8 @@
   XOR dataset (b) (`B`), one heatmap per system (InSPO Fig. 3).
 - `inspo-fig5`: the two ablations of InSPO Fig. 5: (a) InSPO without entropy
   (`entropy=False`) on M-NE Imbalanced, (b) InSPO with simultaneous updates
-  (`sequential=False`, "w/o SPO") on XOR (b), and (b') the same with teammates resampled
-  for their pre-step policies (`simultaneous_ratio=old`, our other reading of the ablation).
+  (`sequential=False`, "w/o SPO") on XOR (b), and (b') the same with teammates held at
+  the behaviour policy (`simultaneous_ratio=behaviour`, our other reading of the ablation).
 
 A joint policy is drawn from a restored final checkpoint by sampling `samples` joint
 actions of the one-step game with the system's own evaluation mode, so any system,
@@ -60,8 +60,9 @@ def _panels(figure: str) -> List[Panel]:
                   ("system.entropy=False",), "no_entropy"),
             Panel("(b) InSPO w/o SPO, XOR (b)", "inspo", "xor", "B",
                   ("system.sequential=False",), "simultaneous"),
-            Panel("(b') w/o SPO, old teammates, XOR (b)", "inspo", "xor", "B",
-                  ("system.sequential=False", "system.simultaneous_ratio=old"), "simultaneous_old")]
+            Panel("(b') w/o SPO, teammates at mu, XOR (b)", "inspo", "xor", "B",
+                  ("system.sequential=False", "system.simultaneous_ratio=behaviour"),
+                  "simultaneous_behaviour")]
 
 
 FIGURES = ("inspo-fig3", "inspo-fig5", "cpa-fig3", "cpa-fig4")

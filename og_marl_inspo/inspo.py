@@ -24,11 +24,12 @@ Departures from the paper (each a config field, marked `# ours:` below):
     unchanged and only the step size is);
   - the "w/o SPO" ablation (`sequential=False`, Fig. 5b) updates every agent against the
     same teammates. Which teammates the paper's ablation resamples for is not written
-    down; `simultaneous_ratio="behaviour"` (default) holds them at mu, so SPO's resampling
-    goes with it and each agent improves against the data alone; its fixed point on XOR (b)
-    is the OOD joint action (B, B) the paper describes. `"old"` resamples for their
-    pre-step policies (Eq. 14 with no earlier agents): with exact updates that cycles
-    between (A, A) and (B, B), but sampling noise breaks the symmetry and it coordinates;
+    down; `simultaneous_ratio="old"` (default) resamples for their pre-step policies
+    (Eq. 14 with no earlier agents): on XOR (b) both agents flip together between (A, A)
+    and (B, B). `"behaviour"` holds them at mu, so SPO's resampling goes with it and each
+    agent improves against the data alone: both settle on the OOD joint action (B, B).
+    With small, noisy steps the "old" cycle can break and coordinate (measured with
+    earlier XOR settings), so the ablation needs the near-full fits of the XOR config;
   - auto-alpha moves alpha up when KL(pi||mu) exceeds the target (the Lagrangian dual
     of KL <= target); the paper's one-line "min_alpha alpha*KL - alpha*target" would
     move it the other way;
@@ -56,7 +57,7 @@ UPDATE_ORDERS = ("random", "fixed", "reversed")
 CRITIC_INPUTS = ("auto", "state", "state_obs_id")
 POLICY_INITS = ("copy_mu", "scratch")
 RESAMPLE_MODES = ("per_step", "per_turn")
-SIMULTANEOUS_RATIOS = ("behaviour", "old")
+SIMULTANEOUS_RATIOS = ("old", "behaviour")
 
 
 @dataclasses.dataclass
@@ -68,9 +69,9 @@ class InSPOConfig:
     beta_anneal_steps: int = 0       # ours: length of a linear beta -> beta_final anneal; 0: constant
     entropy: bool = True             # False: beta forced to 0 (ablation "w/o entropy", Fig. 5a)
     sequential: bool = True          # False: simultaneous updates (ablation "w/o SPO", Fig. 5b)
-    simultaneous_ratio: str = "behaviour"  # ours, w/o SPO only: teammates in the resampling ratio are
-                                     # mu ("behaviour": ratio 1, the resampling of SPO goes with it) or
-                                     # their pre-step policies ("old"); see the module docstring
+    simultaneous_ratio: str = "old"  # ours, w/o SPO only: teammates in the resampling ratio are their
+                                     # pre-step policies ("old", Eq. 14) or mu ("behaviour": ratio 1,
+                                     # SPO's resampling goes too); see the module docstring
     update_order: str = "random"     # "random" per step (Alg. 1 line 4), "fixed" 0..N-1, "reversed"
     gamma: float = 0.99
     policy_lr: float = 1e-3          # ours: Adam, agent-sliced

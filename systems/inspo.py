@@ -13,13 +13,14 @@ then 150 InSPO steps of 40 critic and 40 actor steps per agent turn on one resam
 that each turn is close to Alg. 1's full fit, and batches of 64. Dataset (a) pays 1 for
 every row: a local critic sees no advantage, and coordination comes only from the
 resampled marginals drifting into a corner (algorithms.md 2.9), a drift whose step is one
-resample of 64 rows per turn. Near a corner a turn whose resample holds none of the
+resample of 64 rows per turn. Near a corner, a turn whose resample holds none of the
 partner's rare rows must sharpen the policy further than a turn holding one can undo, or
 the corner leaks: a short-memory policy Adam (beta2 0.9) keeps those steps full-sized
-(with 0.999, 1 seed in 5 reached 0.98 and fell back to 0.13). Measured, 5 seeds: (a) 1.00, (b) 1.00, (c) 1.00; w/o SPO on
-(b) -1.78 (both agents on B). Fresh resamples per step average the drift away; with them,
-Adam's momentum and unnormalised weights (turns that fall short of a full fit) (a) ended
-at 0.95 +- 0.05.
+(with 0.999, 1 seed in 5 reached 0.98 and fell back to 0.13). Measured, 5 seeds: (a), (b)
+and (c) 1.00; w/o SPO on (b) 0.18 +- 0.22 (both agents flip together between (A,A) and
+(B,B)), and -1.78 with `simultaneous_ratio=behaviour` (both on B). The earlier settings
+(a fresh resample per inner step, Adam with momentum, unnormalised weights: turns that
+fall short of a full fit) gave (a) 0.95 +- 0.05, and w/o SPO coordinated.
 M-NE: beta 10 for 40 InSPO steps (enough to leave (A,A) from the imbalanced mu; 5 is not
 without luck), annealed to 0.5 over 20 steps so the final policy is sharp (a constant
 beta 5 ends at 19.93), and a short-memory policy Adam (beta2 0.9) so the second agent

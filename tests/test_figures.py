@@ -8,12 +8,12 @@ from og_marl_inspo.reporting import save_figure
 
 
 def test_fig5_panels_are_the_ablations_in_their_own_result_dirs():
-    entropy, spo, spo_old = _panels("inspo-fig5")
+    entropy, spo, spo_mu = _panels("inspo-fig5")
     assert (entropy.scenario, entropy.dataset, entropy.overrides) == (
         "m_ne", "Imbalanced", ("system.entropy=False",))
     assert (spo.scenario, spo.dataset, spo.overrides) == ("xor", "B", ("system.sequential=False",))
-    assert spo_old.overrides == ("system.sequential=False", "system.simultaneous_ratio=old")
-    assert len({entropy.subdir, spo.subdir, spo_old.subdir} - {""}) == 3
+    assert spo_mu.overrides == ("system.sequential=False", "system.simultaneous_ratio=behaviour")
+    assert len({entropy.subdir, spo.subdir, spo_mu.subdir} - {""}) == 3
 
 
 def test_fig3_draws_every_registered_system_of_table1_on_xor_b():
