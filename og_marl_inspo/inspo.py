@@ -212,13 +212,16 @@ def resample_counts(log_rho, seed):
     return tf.reshape(counts, tf.shape(log_rho))
 
 
-def turn_seeds(seeds, turn, inner_steps, resample):
-    """Resampling seeds (2, 2*inner_steps) of agent turn `turn`: its critic steps, then its
-    actor steps. "per_turn" gives every step the turn's first seed: one D_rho for the turn."""
-    block = seeds[:, 2 * turn * inner_steps:2 * (turn + 1) * inner_steps]
+def turn_resamples(log_rho, seeds, resample):
+    """D_rho of one agent turn (algorithms.md 2.4): seeds (2, 2K) -> (critic_draw, actor_draw),
+    each mapping inner step k to resample counts (1,B,T-1). "per_turn" draws once, from the
+    turn's first seed, for every critic and actor step; "per_step" draws afresh per step."""
+    steps = seeds.shape[1] // 2
     if resample == "per_turn":
-        block = tf.tile(block[:, :1], [1, 2 * inner_steps])
-    return block
+        counts = resample_counts(log_rho, seeds[:, 0])[None]  # one D_rho for the whole turn
+        return (lambda k: counts), (lambda k: counts)
+    return (lambda k: resample_counts(log_rho, tf.gather(seeds, k, axis=1))[None],
+            lambda k: resample_counts(log_rho, tf.gather(seeds, steps + k, axis=1))[None])
 
 
 # ----------------------------------------------------------------------------- system
@@ -376,9 +379,8 @@ class InSPOSystem(BaseOfflineSystem):
         self._update_target()
         return {"bc_loss": loss, "critic_loss": critic_loss / n}
 
-    def _critic_step(self, seed, i, x_i, a_i, y_i, log_rho):
-        """One step of agent i's critic slice on a fresh resample -> [loss, mean Q(s, a^i)]."""
-        counts = resample_counts(log_rho, seed)[None]  # (1,B,T-1)
+    def _critic_step(self, counts, i, x_i, a_i, y_i):
+        """One step of agent i's critic slice on resample counts (1,B,T-1) -> [loss, mean Q(s, a^i)]."""
         params = agent_slice(self._critic_vars, i)
         with tf.GradientTape() as tape:
             tape.watch(params)
@@ -387,11 +389,10 @@ class InSPOSystem(BaseOfflineSystem):
         self.critic_optimizer.apply(tape.gradient(critic_loss, params), self._critic_vars, i)
         return [critic_loss, tf.reduce_mean(q_taken)]
 
-    def _actor_step(self, seed, i, x_i, obs_i, legals_i, a_i, pi_old_i, logmu_i, resets, log_rho, alpha,
-                    beta):
-        """One step of agent i's policy slice on a fresh resample -> [loss, weight mean, clip fraction]."""
+    def _actor_step(self, counts, i, x_i, obs_i, legals_i, a_i, pi_old_i, logmu_i, resets, alpha, beta):
+        """One step of agent i's policy slice on resample counts (1,B,T-1) -> [loss, weight mean,
+        clip fraction]."""
         cfg = self.config
-        counts = resample_counts(log_rho, seed)[None]  # (1,B,T-1)
         q = agentwise_unroll("mlp", agent_slice(self._critic_vars, i), x_i)[:, :, :-1]  # (1,B,T-1,A)
         adv = tf.reduce_sum((a_i - pi_old_i) * q, -1)  # A_phi = Q(a^i) - E_pi_old Q, (1,B,T-1)
         log_w = actor_log_weight_eq13(adv, logmu_i, alpha, beta)  # InSPO Eq. 13 exponent
@@ -408,15 +409,15 @@ class InSPOSystem(BaseOfflineSystem):
         clipped = tf.cast(log_w > math.log(cfg.w_max), tf.float32)
         return [policy_loss, tf.reduce_sum(counts * weights) / total, tf.reduce_sum(counts * clipped) / total]
 
-    def _repeat(self, step, outputs, seeds, *inputs):
-        """`inner_steps` calls of `step(seed, *inputs)`, one seed column each; the mean of its
+    def _repeat(self, step, outputs, draw, *inputs):
+        """`inner_steps` calls of `step(draw(k), *inputs)`, k = 0, 1, ...; the mean of its
         `outputs` results. More than one runs in a `tf.while_loop` (traced once)."""
         steps = self.config.inner_steps
         if steps == 1:
-            return step(seeds[:, 0], *inputs)
+            return step(draw(0), *inputs)
 
         def body(k, sums):
-            return k + 1, [total + x for total, x in zip(sums, step(tf.gather(seeds, k, axis=1), *inputs))]
+            return k + 1, [total + x for total, x in zip(sums, step(draw(k), *inputs))]
 
         _, sums = tf.while_loop(lambda k, _: k < steps, body, (tf.constant(0), [tf.zeros([])] * outputs))
         return [total / steps for total in sums]
@@ -459,12 +460,12 @@ class InSPOSystem(BaseOfflineSystem):
             stats["rho_clip"].append(tf.reduce_mean(tf.cast(raw_log_rho > log_rho, tf.float32)))
             # Alg. 1 per turn: fit Q^i for the current teammates, then improve pi^i against it (ours:
             # `inner_steps` steps of each, the critic's all first, on resamples drawn per `resample`)
-            block = turn_seeds(seeds, turn, cfg.inner_steps, cfg.resample)
-            critic_loss, q_mean = self._repeat(self._critic_step, 2, block[:, :cfg.inner_steps],
-                                               i, x_i, a_i, y_i, log_rho)
+            critic_draw, actor_draw = turn_resamples(
+                log_rho, seeds[:, 2 * turn * cfg.inner_steps:2 * (turn + 1) * cfg.inner_steps], cfg.resample)
+            critic_loss, q_mean = self._repeat(self._critic_step, 2, critic_draw, i, x_i, a_i, y_i)
             policy_loss, weight, weight_clip = self._repeat(
-                self._actor_step, 3, block[:, cfg.inner_steps:], i, x_i, obs_i, legals_i, a_i, pi_old_i,
-                logmu_i, resets, log_rho, alpha, beta)
+                self._actor_step, 3, actor_draw, i, x_i, obs_i, legals_i, a_i, pi_old_i, logmu_i, resets,
+                alpha, beta)
             for key, value in zip(("critic_loss", "policy_loss", "weight", "weight_clip", "q"),
                                   (critic_loss, policy_loss, weight, weight_clip, q_mean)):
                 stats[key].append(value)

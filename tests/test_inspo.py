@@ -13,7 +13,7 @@ from og_marl_inspo.config import default_config
 from og_marl_inspo.data.buffer import ReplayBuffer
 from og_marl_inspo.data.collect import RECIPES, experience_from_episodes
 from og_marl_inspo.errors import ConfigError
-from og_marl_inspo.inspo import InSPOConfig, InSPOSystem, resample_counts, turn_seeds
+from og_marl_inspo.inspo import InSPOConfig, InSPOSystem, resample_counts, turn_resamples
 from og_marl_inspo.networks import (AgentSlicedAdam, Torso, agent_slice, agentwise_unroll,
                                     agentwise_variables)
 
@@ -92,12 +92,21 @@ def test_without_spo_the_agents_miscoordinate_on_xor_b(xor_env, ratio):
         assert mean_return < -1.0 and (marginals[:, 1] > 0.8).all()
 
 
-def test_per_turn_resampling_gives_every_step_of_a_turn_one_seed():
-    seeds = tf.reshape(tf.range(2 * 12), [2, 12])  # 2 agents, 3 inner steps, critic + actor
-    assert turn_seeds(seeds, 1, 3, "per_step").numpy().tolist() == seeds[:, 6:].numpy().tolist()
-    per_turn = turn_seeds(seeds, 1, 3, "per_turn").numpy()
-    assert per_turn.shape == (2, 6) and (per_turn == per_turn[:, :1]).all()
-    assert per_turn[:, 0].tolist() == [6, 18]
+def test_per_turn_resampling_gives_every_step_of_a_turn_one_d_rho():
+    log_rho = tf.math.log(tf.reshape(tf.range(1.0, 33.0), [4, 8]))  # (B,T-1), unequal ratios
+    seeds = tf.reshape(tf.range(2 * 6), [2, 6])  # one turn of 3 inner steps, critic + actor
+    critic, actor = turn_resamples(log_rho, seeds, "per_turn")
+    first = critic(0).numpy()
+    assert first.shape == (1, 4, 8) and first.sum() == 32
+    for k in range(3):
+        np.testing.assert_array_equal(critic(k).numpy(), first)
+        np.testing.assert_array_equal(actor(k).numpy(), first)
+    np.testing.assert_array_equal(first, resample_counts(log_rho, seeds[:, 0]).numpy()[None])
+    critic, actor = turn_resamples(log_rho, seeds, "per_step")
+    draws = [critic(k).numpy() for k in range(3)] + [actor(k).numpy() for k in range(3)]
+    assert all(d.sum() == 32 for d in draws)
+    assert len({d.tobytes() for d in draws}) == 6  # a fresh resample for every step
+    np.testing.assert_array_equal(draws[4], resample_counts(log_rho, seeds[:, 4]).numpy()[None])
 
 
 def test_behaviour_cloning_comes_first_then_policy_is_mu(xor_env):
