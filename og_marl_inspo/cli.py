@@ -194,8 +194,9 @@ def _cmd_datasets(args, extra) -> None:
                                            [args.dataset] if args.dataset else None, args.rel_dir)
         for uid, stats in summaries.items():
             path = vault.vault_dir(args.rel_dir, args.source, args.env, args.scenario) / uid
+            won = f", win rate {stats['win_rate']:.3f}" if "win_rate" in stats else ""
             print(f"{path}: {stats['episodes']} episodes, {stats['transitions']} transitions, "
-                  f"return {stats['return_mean']:.4f} ± {stats['return_std']:.4f}")
+                  f"return {stats['return_mean']:.4f} ± {stats['return_std']:.4f}{won}")
     elif args.action == "import":
         from og_marl_inspo.data.importers import import_pymarl
 
@@ -218,6 +219,8 @@ def _cmd_datasets(args, extra) -> None:
         for source, env, scenario, uid, meta in vault.list_vaults(args.rel_dir):
             stats = (f"{meta.get('episodes', '?')} episodes, return {meta['return_mean']:.4f}"
                      if "return_mean" in meta else "no statistics in metadata")
+            if "win_rate" in meta:
+                stats += f", win rate {meta['win_rate']:.3f}"
             print(f"{source}/{env}/{scenario}.vlt/{uid}: {stats}")
     else:
         from og_marl_inspo.envs import get_environment
@@ -227,9 +230,15 @@ def _cmd_datasets(args, extra) -> None:
                                 environment)
         stats = vault.summary(data)
         print(f"{vault.vault_dir(args.rel_dir, args.source, args.env, args.scenario) / args.dataset}")
-        for key in ("episodes", "transitions", "return_mean", "return_std", "return_min", "return_max"):
-            value = stats[key]
-            print(f"  {key:12s} {value:.4f}" if isinstance(value, float) else f"  {key:12s} {value}")
+        recorded = vault.read_metadata(args.rel_dir, args.source, args.env, args.scenario,
+                                       args.dataset)
+        if "win_rate" in recorded:  # known only when the vault was built (SMAX)
+            stats["win_rate"] = recorded["win_rate"]
+        for key in ("episodes", "transitions", "return_mean", "return_std", "return_min", "return_max",
+                    "win_rate"):
+            value = stats.get(key)
+            if value is not None:
+                print(f"  {key:12s} {value:.4f}" if isinstance(value, float) else f"  {key:12s} {value}")
         if args.env == "matrix":
             print("  joint-action frequencies (agent_0, agent_1, ...; 0 = A, 1 = B, ...):")
             for joint, freq in vault.joint_action_frequencies(data).items():

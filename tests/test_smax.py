@@ -83,7 +83,6 @@ def test_recipe_picks_checkpoints_like_cfcql(fake_rollouts):
     rng = np.random.default_rng(0)
     data = {uid: recipes[uid].build(None, rng) for uid in UIDS}
     assert {uid: len(eps) for uid, eps in data.items()} == dict.fromkeys(UIDS, 40)
-    assert all("won" not in ep for eps in data.values() for ep in eps)  # only vault keys remain
 
     def mean_return(uid):
         return np.mean([ep["rewards"].sum() for ep in data[uid]])
@@ -139,3 +138,49 @@ def test_wrapper_keeps_the_smac_contract_on_3s_vs_5z():
     assert not b_obs[1].any() and reward[1] == 0.0 and not done[1]  # a finished episode stays put
     assert b_obs[0].any() and b_obs.dtype == np.float32
     assert batch.stats()["win_rate"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_built_smax_vaults_record_their_win_rate(fake_rollouts, monkeypatch, tmp_path, capsys):
+    from og_marl_inspo import cli
+    from og_marl_inspo.data import vault
+
+    monkeypatch.setattr(collect, "get_environment", lambda *args, **kwargs: None)  # no game needed
+    summaries = collect.build_datasets("inspo", "smax", "5m_vs_6m", rel_dir=str(tmp_path))
+    # fake wins: epsilon < 0.25, i.e. Expert (0.0) only; Mixed is half Expert
+    assert {uid: s["win_rate"] for uid, s in summaries.items()} == {
+        "Expert": 1.0, "Medium": 0.0, "Medium-Replay": 0.0, "Mixed": 0.5}
+    for uid in UIDS:
+        meta = vault.read_metadata(str(tmp_path), "inspo", "smax", "5m_vs_6m", uid)
+        assert meta["win_rate"] == summaries[uid]["win_rate"]
+        assert meta["episodes"] == 40  # `won` is metadata, not a vault field
+    cli.main(["datasets", "list", "--rel-dir", str(tmp_path)])
+    listed = [line for line in capsys.readouterr().out.splitlines() if "5m_vs_6m.vlt/Mixed" in line]
+    assert len(listed) == 1 and listed[0].endswith(", win rate 0.500")
+
+
+def test_shared_fire_spends_no_shot_on_an_enemy_already_killed():
+    import jax.numpy as jnp
+
+    health = jnp.array([9.0, 45.0, 18.0])  # absolute; the first dies to one shot
+    score = health / 45.0
+    everyone = jnp.ones((4, 3), bool)
+    damage = jnp.full(4, 9.0)
+    picks = smax.share_fire(jnp, health, everyone, jnp.ones(4, bool), damage, score)
+    assert picks.tolist() == [0, 2, 2, 1]  # one shot kills 0, two kill 2, the rest go on to 1
+    # a weapon still cooling down fires at nothing this step, so it claims no kill
+    picks = smax.share_fire(jnp, health, everyone, jnp.array([False, True, True, True]), damage, score)
+    assert picks.tolist() == [0, 0, 2, 2]
+    # only enemies in range count; with every one in range already dead, the best in range
+    in_range = jnp.array([[True, False, False]] * 2 + [[False, False, False], [False, True, True]])
+    picks = smax.share_fire(jnp, health, in_range, jnp.ones(4, bool), damage, score)
+    assert picks[:2].tolist() == [0, 0] and int(picks[3]) == 2
+
+
+@requires_jaxmarl
+def test_5m_vs_6m_scripted_expert_wins_where_face_to_face_loses():
+    rally = smax.SMAX_TACTICS["5m_vs_6m"]
+    assert rally.rally[2] > 0
+    _, won = smax.episode_stats(smax.rollout("5m_vs_6m", 250, 0.0, seed=5))
+    _, face_to_face = smax.episode_stats(
+        smax.rollout("5m_vs_6m", 250, 0.0, seed=5, tactics=rally._replace(rally=(0.0, 0.0, 0.0))))
+    assert won > 0.4 and face_to_face < 0.05

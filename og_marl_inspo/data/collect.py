@@ -35,9 +35,13 @@ class Recipe:
     build: Callable[..., List[dict]]
 
 
+EPISODE_FIELDS = ("observations", "actions", "rewards", "legals", "state")
+
+
 def experience_from_episodes(episodes: Sequence[dict]) -> Experience:
-    """Concatenate episodes along time into OG-MARL's experience dict (no add-batch axis)."""
-    cat = {key: np.concatenate([ep[key] for ep in episodes]) for key in episodes[0]}
+    """Concatenate episodes along time into OG-MARL's experience dict (no add-batch axis).
+    Keys other than the five recorded fields (e.g. an episode's `won`) are left out."""
+    cat = {key: np.concatenate([ep[key] for ep in episodes]) for key in EPISODE_FIELDS}
     length, n_agents = cat["actions"].shape
     terminals = np.zeros((length, n_agents), np.float32)
     ends = np.cumsum([len(ep["actions"]) for ep in episodes]) - 1
@@ -206,7 +210,7 @@ def _smax_episodes(scenario: str, uid: str) -> Tuple[dict, ...]:
         share = -(-SMAX_EPISODES // len(plan[uid]))
         episodes = [ep for k, eps in enumerate(plan[uid])
                     for ep in smax.rollout(scenario, share, eps, seed=3 + k)][-SMAX_EPISODES:]
-    return tuple({k: v for k, v in ep.items() if k != "won"} for ep in episodes)
+    return tuple(episodes)
 
 
 def _smax_mixed(scenario: str) -> Callable[..., List[dict]]:
@@ -258,10 +262,12 @@ def build_datasets(source: str, env: str, scenario: str, uids: Optional[Sequence
     for uid in uids:
         rng = np.random.default_rng([seed, _uid_key(uid)])
         episodes = recipes[uid].build(environment, rng)
-        order = rng.permutation(len(episodes))
-        experience = experience_from_episodes([episodes[i] for i in order])
+        episodes = [episodes[i] for i in rng.permutation(len(episodes))]
+        experience = experience_from_episodes(episodes)
         stats = summary({k: (v[None] if not isinstance(v, dict) else {kk: vv[None] for kk, vv in v.items()})
                          for k, v in experience.items()})
+        if all("won" in ep for ep in episodes):  # games with a winner (SMAX): the data's win rate
+            stats["win_rate"] = float(np.mean([ep["won"] for ep in episodes]))
         metadata = {"recipe": f"{source}/{env}/{scenario}/{uid}", "description": recipes[uid].description,
                     "seed": seed, **stats}
         write_vault(experience, rel_dir, source, env, scenario, uid, metadata)
