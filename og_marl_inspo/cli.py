@@ -15,7 +15,7 @@
     og-marl-inspo sweep --systems A,B --source S --env E --scenarios X,Y --datasets U,V
                         --seeds 0-4 [--workers N] [--results-dir DIR]
                         [--executor local|ray] [--ray-address ADDR]
-    og-marl-inspo table --results-dir DIR [--source S] [--env E] [--format markdown|latex|csv]
+    og-marl-inspo table --results-dir DIR [--source S] [--env E] [--format markdown|latex|csv] [--metric M]
     og-marl-inspo export marl-eval --results-dir DIR --out FILE
     og-marl-inspo reproduce TABLE|FIGURE [--seeds N] [--results-dir DIR]   (inspo-fig3, inspo-fig5, cpa-fig3, cpa-fig4)
     og-marl-inspo render --source S --env E --scenario SC [--system NAME --checkpoint DIR |
@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--source", default=None)
     table.add_argument("--env", default=None)
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
+    table.add_argument("--metric", default="episode_return_mean",
+                       help="final-evaluation value per cell, e.g. win_rate (SMAC, SMAX)")
 
     export = sub.add_parser("export", help="export results for other tools")
     export.add_argument("target", choices=("marl-eval",))
@@ -280,7 +282,7 @@ def _cmd_table(args, extra) -> None:
     results = load_results(args.results_dir, source=args.source, env=args.env)
     if not results:
         raise ValueError(f"{args.results_dir}: no results found")
-    print(make_table(results, source=args.source, env=args.env, fmt=args.format))
+    print(make_table(results, source=args.source, env=args.env, fmt=args.format, metric=args.metric))
 
 
 def _cmd_export(args, extra) -> None:

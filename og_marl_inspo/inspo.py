@@ -290,6 +290,12 @@ class InSPOSystem(BaseOfflineSystem):
             return tf.exp(self.log_alpha)
         return tf.constant(float(self.config.alpha))
 
+    @property
+    def ACTING_NETWORK(self) -> str:  # noqa: N802 - the base class reads this name
+        """The network that acts (ours): mu during the BC steps, so that evaluations show
+        the policy being trained (pi is untrained until it starts as mu's copy), then pi."""
+        return "policy" if bool(self.policy_ready.numpy()) else "mu"
+
     def train_step(self, experience) -> Dict[str, tf.Tensor]:
         if int(self.bc_updates.numpy()) < self.config.bc_steps:
             return self._tf_bc_step(experience)

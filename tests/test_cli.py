@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
+import numpy as np
 import pytest
 
 from og_marl_inspo.cli import main, run_config
@@ -61,6 +63,18 @@ def test_sweep_skips_finished_runs_and_table_reads_them(vault_root, tmp_path, ca
     table = capsys.readouterr().out
     assert "| bc" in table.replace("|  bc", "| bc") or "bc" in table.splitlines()[0]
     assert "(paper: 0.23 ± 0.01)" in table  # XOR B published BC value beside ours
+    finals = {}  # dataset -> (returns, entropies) of its seeds
+    for path in tmp_path.glob("inspo/matrix/xor/*/bc/seed_*.json"):
+        result = json.loads(path.read_text())
+        returns, entropies = finals.setdefault(result["dataset"], ([], []))
+        returns.append(result["final"]["episode_return_mean"])
+        entropies.append(result["final"]["policy_average_entropy"])
+    assert main(["table", "--results-dir", str(tmp_path), "--source", "inspo",
+                 "--metric", "policy_average_entropy", "--format", "csv"]) == 0
+    rows = list(csv.reader(capsys.readouterr().out.strip().splitlines()))[1:]
+    means = {row[3]: float(row[5]) for row in rows if row[4] == "bc"}
+    assert means == pytest.approx({d: np.mean(e) for d, (_, e) in finals.items()})
+    assert means != pytest.approx({d: np.mean(r) for d, (r, _) in finals.items()})
 
     out = tmp_path / "marl_eval.json"
     assert main(["export", "marl-eval", "--results-dir", str(tmp_path), "--out", str(out)]) == 0

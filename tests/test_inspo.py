@@ -123,6 +123,25 @@ def test_behaviour_cloning_comes_first_then_policy_is_mu(xor_env):
         np.testing.assert_array_equal(pi.numpy(), mu.numpy())
 
 
+def test_mu_acts_during_behaviour_cloning_then_pi(xor_env):
+    system = InSPOSystem(xor_env, seed=0, bc_steps=1, policy_init="scratch")
+    buffer = xor_buffer(xor_env)
+    obs, legals = np.zeros((1, 2, 1), np.float32), np.ones((1, 2, 2), np.float32)
+
+    def scores():
+        system.reset(1)
+        return system._policy_step(tf.constant(obs), tf.constant(legals), system._state)[0].numpy()
+
+    def logits(net):
+        return net.step(tf.constant(obs), net.initial_state(1))[0].numpy()
+
+    system.train_step(buffer.sample())  # the BC step: mu trains, pi is still its random init
+    assert not np.allclose(logits(system.mu), logits(system.policy))
+    np.testing.assert_allclose(scores(), logits(system.mu))
+    system.train_step(buffer.sample())  # the InSPO phase starts: pi acts from now on
+    np.testing.assert_allclose(scores(), logits(system.policy))
+
+
 def test_permutation_is_random_per_step_and_fixed_when_asked():
     env, batch = fake_env(n=3), fake_batch(n=3, t=2)
     orders = {}

@@ -15,4 +15,4 @@ fi
 og-marl-inspo datasets download --source cfcql --env smac_v1 --scenario "$MAP"
 og-marl-inspo sweep --systems "$SYSTEMS" --source cfcql --env smac_v1 --scenarios "$MAP" \
     --datasets Medium,Medium-Replay,Expert,Mixed --seeds "$SEEDS" --workers "$WORKERS" --no-progress
-og-marl-inspo table --source cfcql --env smac_v1
+og-marl-inspo table --source cfcql --env smac_v1 --metric win_rate

@@ -21,4 +21,4 @@ for SYSTEM in ${SYSTEMS//,/ }; do
         --datasets Medium,Medium-Replay,Expert,Mixed --seeds "$SEEDS" --workers "$WORKERS" \
         --config "$SYSTEMS_DIR/$SYSTEM.py:smac_v1/$MAP" --no-progress
 done
-og-marl-inspo table --source inspo --env smax
+og-marl-inspo table --source inspo --env smax --metric win_rate
