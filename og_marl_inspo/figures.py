@@ -201,16 +201,17 @@ def _draw_diversity(figure, betas, n, bars):
         stats = [bars.get((system, k), ([np.nan], [np.nan])) for k in range(1, len(betas) + 1)]
         ret = [np.mean(r) for r, _ in stats]
         ent = [np.mean(e) for _, e in stats]
-        ax.bar(x - 0.2, ret, 0.4, yerr=[np.std(r) for r, _ in stats], color="tab:blue", label="return")
+        return_bars = ax.bar(x - 0.2, ret, 0.4, yerr=[np.std(r) for r, _ in stats], color="tab:blue",
+                             label="return")
         twin = ax.twinx()
-        twin.bar(x + 0.2, ent, 0.4, yerr=[np.std(e) for _, e in stats], color="tab:orange",
-                 label="entropy (bits)")
+        entropy_bars = twin.bar(x + 0.2, ent, 0.4, yerr=[np.std(e) for _, e in stats],
+                                color="tab:orange", label="entropy (bits)")
         twin.set_ylim(0, np.log2(n))
         ax.set_xticks(x, [f"β{k + 1}" for k in range(len(betas))])
         ax.set_ylabel("mean return")
         twin.set_ylabel("policy average entropy (bits)")
         ax.set_title(f"{title}, {figure}")
-    fig.legend([axes[0].containers[0].patches[0], twin.containers[0].patches[0]],
-               ["return", "entropy (bits)"], loc="upper center", ncol=2, fontsize=8)
+    fig.legend([return_bars, entropy_bars], ["return", "entropy (bits)"], loc="upper center",
+               ncol=2, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig

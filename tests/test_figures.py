@@ -34,3 +34,32 @@ def test_heatmaps_are_written_as_png_and_pdf(tmp_path):
 def test_unknown_figure_is_refused():
     with pytest.raises(ValueError, match="unknown figure 'inspo-fig9'"):
         reproduce_figure("inspo-fig9", results_dir="unused")
+
+
+def test_diversity_figure_averages_each_beta_over_seeds_and_draws_both_panels(tmp_path):
+    import json
+
+    from og_marl_inspo.figures import DIVERSITY_FIGURES, reproduce_diversity_figure
+    from og_marl_inspo.reporting import results_path
+
+    _, _, _, n, thresholds = DIVERSITY_FIGURES["cpa-fig3"]
+    assert thresholds(n) == pytest.approx((1.0, 1 / 3.2, 0.25, 1 / 6))  # the caption's beta_1..4
+    for k in range(1, 5):  # finished runs only: nothing is trained, only read and drawn
+        for system in ("cpa_ar", "cpa_pa"):
+            for seed in (0, 1):
+                final = {"episode_return_mean": 1.0 - 0.1 * seed,
+                         "policy_average_entropy": 0.25 * k + (0.5 if system == "cpa_pa" else 0.0)}
+                result = {"system": system, "source": "cpa", "env": "matrix", "scenario": "permutation",
+                          "dataset": "Poor", "seed": seed, "evaluations": [], "final": final}
+                path = results_path(tmp_path / "cpa-fig3" / f"beta_{k}", "cpa", "matrix", "permutation",
+                                    "Poor", system, seed)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(result))
+    report = reproduce_diversity_figure("cpa-fig3", seeds=2, results_dir=str(tmp_path),
+                                        rel_dir=str(tmp_path / "vaults"))
+    lines = report.splitlines()
+    assert lines[0].endswith("cpa-fig3.png, " + str(tmp_path / "figures" / "cpa-fig3.pdf"))
+    assert "  cpa_ar beta_2 = 0.312: return 0.95 +- 0.05, entropy 0.50 +- 0.00 bits over 2 seeds" in lines
+    assert "  cpa_pa beta_4 = 0.167: return 0.95 +- 0.05, entropy 1.50 +- 0.00 bits over 2 seeds" in lines
+    assert len(lines) == 1 + 8
+    assert (tmp_path / "figures" / "cpa-fig3.png").stat().st_size > 1000

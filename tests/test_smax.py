@@ -184,3 +184,20 @@ def test_5m_vs_6m_scripted_expert_wins_where_face_to_face_loses():
     _, face_to_face = smax.episode_stats(
         smax.rollout("5m_vs_6m", 250, 0.0, seed=5, tactics=rally._replace(rally=(0.0, 0.0, 0.0))))
     assert won > 0.4 and face_to_face < 0.05
+
+
+def test_smax_launcher_layers_inspo_smax_settings_on_its_smac_ones():
+    from pathlib import Path
+
+    from og_marl_inspo.config import load_config_file
+
+    root = Path(__file__).resolve().parents[1]
+    assert '.py:smac_v1/smax/$MAP"' in (root / "launchers/smax/smax_map.sh").read_text()
+    smac = load_config_file(f"{root}/systems/inspo.py:smac_v1/5m_vs_6m")
+    stand_in = load_config_file(f"{root}/systems/inspo.py:smac_v1/smax/5m_vs_6m")
+    assert (smac.system.alpha, smac.system.rho_max, smac.system.policy_lr) == ("auto", 100.0, 3e-4)
+    assert (stand_in.system.alpha, stand_in.system.rho_max, stand_in.system.policy_lr) == ("1.0", 2.0, 3e-5)
+    assert stand_in.system.torso == "gru" and stand_in.replay.sequence_length == 20  # the rest is SMAC's
+    bc = [load_config_file(f"{root}/systems/bc.py:{arg}").to_dict() for arg in ("smac_v1/5m_vs_6m",
+                                                                            "smac_v1/smax/5m_vs_6m")]
+    assert bc[0] == bc[1]  # systems without SMAX settings run exactly as on SMAC

@@ -14,11 +14,12 @@ if ! og-marl-inspo datasets info --source inspo --env smax --scenario "$MAP" --d
         >/dev/null 2>&1; then
     og-marl-inspo datasets build --source inspo --env smax --scenario "$MAP"
 fi
-# Each system runs with its SMAC v1 settings (GRU torso, greedy evaluation, sequences of 20).
+# Each system runs with its SMAC v1 settings (GRU torso, greedy evaluation, sequences of 20),
+# then its SMAX ones where its systems/ file has them (InSPO: alpha for SMAX's reward scale).
 SYSTEMS_DIR="$(cd "$(dirname "$0")/../../systems" && pwd)"
 for SYSTEM in ${SYSTEMS//,/ }; do
     og-marl-inspo sweep --systems "$SYSTEM" --source inspo --env smax --scenarios "$MAP" \
         --datasets Medium,Medium-Replay,Expert,Mixed --seeds "$SEEDS" --workers "$WORKERS" \
-        --config "$SYSTEMS_DIR/$SYSTEM.py:smac_v1/$MAP" --no-progress
+        --config "$SYSTEMS_DIR/$SYSTEM.py:smac_v1/smax/$MAP" --no-progress
 done
 og-marl-inspo table --source inspo --env smax --metric win_rate
