@@ -236,11 +236,8 @@ def _cmd_datasets(args, extra) -> None:
                                        args.dataset)
         if "win_rate" in recorded:  # known only when the vault was built (SMAX)
             stats["win_rate"] = recorded["win_rate"]
-        for key in ("episodes", "transitions", "return_mean", "return_std", "return_min", "return_max",
-                    "win_rate"):
-            value = stats.get(key)
-            if value is not None:
-                print(f"  {key:12s} {value:.4f}" if isinstance(value, float) else f"  {key:12s} {value}")
+        for key, value in stats.items():
+            print(f"  {key:12s} {value:.4f}" if isinstance(value, float) else f"  {key:12s} {value}")
         if args.env == "matrix":
             print("  joint-action frequencies (agent_0, agent_1, ...; 0 = A, 1 = B, ...):")
             for joint, freq in vault.joint_action_frequencies(data).items():

@@ -220,8 +220,8 @@ def episode_returns(experience: Experience) -> np.ndarray:
 def summary(experience: Experience) -> dict:
     """Episodes, transitions and return statistics of a vault."""
     returns = episode_returns(experience)
-    stats = {"transitions": int(np.prod(experience["actions"].shape[:2])),
-             "episodes": int(returns.size)}
+    stats = {"episodes": int(returns.size),
+             "transitions": int(np.prod(experience["actions"].shape[:2]))}
     if returns.size:
         stats.update(return_mean=float(returns.mean()), return_std=float(returns.std()),
                      return_min=float(returns.min()), return_max=float(returns.max()))

@@ -293,13 +293,14 @@ def focus_fire_actions(game: _Game, key, state, legals, epsilon, tactics: Tactic
     score = jnp.where(enemy_alive, health[n_allies:] + 1e-3 * closeness, jnp.inf)  # (M,)
     target = jnp.argmin(score)
     can_fire = legals[:, FIRST_ATTACK:] > 0                                        # (N,M)
-    fire_at = jnp.where(can_fire[:, target], target,
-                        jnp.argmin(jnp.where(can_fire, score[None], jnp.inf), axis=1))
     if tactics.share_fire:
         step_time = (env.world_steps_per_env_step - 1) * env.time_per_step
         ready = units.unit_weapon_cooldowns[:n_allies] <= step_time  # fires within this step
         damage = env.unit_type_attacks[units.unit_types[:n_allies]]
         fire_at = share_fire(jnp, units.unit_health[n_allies:], can_fire, ready, damage, score)
+    else:
+        fire_at = jnp.where(can_fire[:, target], target,
+                            jnp.argmin(jnp.where(can_fire, score[None], jnp.inf), axis=1))
     directions = jnp.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])   # actions 0-3
     heading = position[n_allies + target] - position[:n_allies]                    # (N,2)
     move = jnp.argmax(heading @ directions.T, axis=1)                              # (N,)
