@@ -151,6 +151,28 @@ def validate_run(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config field {field}: {message}, got {_get(config, field)!r}")
 
 
+RUN_PLACEHOLDERS = ("source", "env", "scenario", "dataset", "seed")
+
+
+def fill_run_placeholders(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy in which the system block's string fields have their {source}, {env},
+    {scenario}, {dataset} and {seed} filled from the run, so one sweep override can point
+    every run at its own file (e.g. CPA-PA's `teacher_checkpoint`: the cpa_ar run of the
+    same dataset and seed)."""
+    config = config.copy_and_resolve_references()
+    values = {key: config.task[key] for key in RUN_PLACEHOLDERS[:4]}
+    values["seed"] = config.seed
+    with config.unlocked():
+        for key, value in config.system.items():
+            if isinstance(value, str) and "{" in value:
+                try:
+                    config.system[key] = value.format(**values)
+                except (KeyError, IndexError, ValueError) as err:
+                    raise ConfigError(f"config field system.{key}: {value!r} cannot be filled ({err}); "
+                                      f"the placeholders are {', '.join(RUN_PLACEHOLDERS)}") from None
+    return config
+
+
 def _get(config, dotted):
     for part in dotted.split("."):
         config = config[part]

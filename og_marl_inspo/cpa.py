@@ -16,6 +16,9 @@ section 3. Two systems:
     picks the pool entry argmax_j g_j(s) + Gumbel(Phi(k_j)) from a shared key k ~ N(0, I)
     and decodes its own part of that entry. Greedy mode takes argmax_j g_j(s).
 
+Either system can start from a finished `cpa_ar` run (`teacher_checkpoint`): the AR
+networks do not depend on beta, so one teacher per seed serves every bar of Figs. 3-4.
+
 Both report the per-agent action marginals of the acting policy for the policy
 average entropy (Eqs. 19-21): Eq. 20 by enumeration (or Monte Carlo) for AR, Eq. 21 by
 Monte Carlo over keys for PA.
@@ -24,6 +27,8 @@ Departures and readings (each a config field, marked `# ours:` below): network l
 and sizes; Eq. 8's masked actions get weight 0 (`threshold_weighting`); Eq. 11 as the
 standard straight-through code; the VQ commitment weight (`vq_beta`, not Eq. 8's beta);
 the decoder also reads s (`decoder_uses_state`); the prior head and key (`key_mode`);
+pool entries no batch row chose are pulled toward random encoded labels (`revive_weight`,
+the dead-code restart of VQ practice: without it 8 entries fell into 2 on Permutation);
 the teacher's samples are redrawn every step; MLP networks only (CPA is stated for
 MMDPs: the policies read the global state).
 """
@@ -42,6 +47,7 @@ from og_marl_inspo.base import BaseOfflineSystem
 from og_marl_inspo.baselines.maicq import MAICQConfig, apply_clipped, maicq_losses, maicq_rules
 from og_marl_inspo.batch import unpack
 from og_marl_inspo.config import check_fields
+from og_marl_inspo.errors import ConfigError
 from og_marl_inspo.networks import (MASK_VALUE, ARHead, QMixer, Torso, agentwise_unroll, agentwise_variables,
                                     masked_logits, sample_actions)
 from og_marl_inspo.td import hard_update
@@ -58,6 +64,7 @@ class CPAARConfig(MAICQConfig):
     beta: float = 1.0                # Eq. 8 threshold in (0, 1]; 1 = deterministic (Table 1)
     threshold_weighting: str = "exp"  # ours: Eq. 8 read as 1[pi > beta] exp(pi); or "renormalised"
     entropy_samples: int = 1000      # Monte Carlo samples for Eq. 20 when enumeration is too large
+    teacher_checkpoint: str = ""     # a cpa_ar run's checkpoint directory: start from its AR networks
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -88,6 +95,7 @@ class CPAPAConfig(CPAARConfig):
     pa_lr: float = 5e-4              # ours: Adam on pool, encoder, decoders, prior
     decoder_uses_state: bool = True  # ours: decoders read [e', s] (Eq. 12 writes e' only)
     key_mode: str = "gumbel_prior"   # ours (algorithms.md 3.3); "nearest": argmin_j |k - e_j(s)|
+    revive_weight: float = 1.0       # ours: pull entries no row chose toward random encoded labels
 
     def __post_init__(self) -> None:
         self.pool_hidden_sizes = tuple(self.pool_hidden_sizes)
@@ -104,6 +112,7 @@ class CPAPAConfig(CPAARConfig):
              "needs positive widths"),
             ("vq_beta", self.vq_beta >= 0, "must be >= 0"),
             ("pa_lr", self.pa_lr > 0, "must be > 0"),
+            ("revive_weight", self.revive_weight >= 0, "must be >= 0"),
             ("key_mode", self.key_mode in KEY_MODES, f"choose one of {', '.join(KEY_MODES)}"),
         ])
 
@@ -187,6 +196,23 @@ class CPAARSystem(BaseOfflineSystem):
         self.ar_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ar_updates")
         self._tf_ar_step = tf.function(self._ar_step, jit_compile=cfg.jit_compile)
         self.last_marginals = None
+        if cfg.teacher_checkpoint:
+            self.load_teacher(cfg.teacher_checkpoint)
+
+    def load_teacher(self, directory: str) -> None:
+        """Take the AR networks, optimiser and update count from a finished `cpa_ar` run's
+        checkpoint directory. Its training does not depend on beta (Eq. 8 acts only at
+        execution), so one run serves every beta: evaluated with 0 training steps, or as
+        CPA-PA's teacher, whose train_steps then all distil once ar_updates >= ar_steps."""
+        latest = tf.train.latest_checkpoint(directory)
+        if latest is None:
+            raise ConfigError(f"config field system.teacher_checkpoint: no checkpoint in {directory!r}")
+        teacher = tf.train.Checkpoint(**CPAARSystem.checkpoint_items(self))
+        try:
+            teacher.restore(latest).assert_existing_objects_matched().expect_partial()
+        except (AssertionError, ValueError) as err:
+            raise ConfigError(f"config field system.teacher_checkpoint: {latest} is not a cpa_ar "
+                              f"teacher of this config ({str(err).splitlines()[0]})") from None
 
     def _sync_targets(self) -> None:
         hard_update(self.target_critic.variables + self.target_mixer.variables,
@@ -288,6 +314,18 @@ def vq_loss_eq10(z_e, e, vq_beta):
             + vq_beta * tf.reduce_mean(tf.reduce_sum(tf.square(tf.stop_gradient(e) - z_e), -1)))
 
 
+def revival_loss(pool, z_e, counts, row_pick):
+    """Ours, against pool collapse (a VQ codebook's dead entries): every entry j that no row
+    of the batch chose is pulled toward sg[z_e] of one random row r_j, at that row's state,
+    so it becomes the nearest entry for some teacher action and starts to be trained.
+    pool (M,c,d), z_e (M,d), counts (c,) rows per entry (Eq. 9), row_pick (c,) rows -> scalar."""
+    c = pool.shape[1]
+    dead = tf.cast(counts == 0, z_e.dtype)
+    entries = tf.gather_nd(pool, tf.stack([row_pick, tf.range(c)], -1))  # e_j(s_{r_j}), (c,d)
+    gap = tf.reduce_sum(tf.square(entries - tf.stop_gradient(tf.gather(z_e, row_pick))), -1)  # (c,)
+    return tf.reduce_sum(dead * gap) / tf.maximum(tf.reduce_sum(dead), 1.0)
+
+
 def straight_through_eq11(z_e, e):
     """CPA Eq. 11, our reading: e' = z_e + sg[e - z_e] (value e, gradient to the encoder)."""
     return z_e + tf.stop_gradient(e - z_e)
@@ -378,13 +416,16 @@ class CPAPASystem(CPAARSystem):
             recon = reconstruction_loss_eq12(self._decode(code[:, None], state)[:, 0], a_hat)
             prior = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                 index, self.prior(state)))  # ours: the key's prior, -log softmax(g(s))_j*
-            loss = recon + vq + prior
+            counts = tf.math.bincount(tf.cast(index, tf.int32), minlength=cfg.pool_size,
+                                      maxlength=cfg.pool_size)  # rows per entry, (c,)
+            row_pick = self.rng.uniform([cfg.pool_size], 0, tf.shape(state)[0], tf.int32)
+            revive = revival_loss(pool, z_e, counts, row_pick)
+            loss = recon + vq + prior + cfg.revive_weight * revive
         apply_clipped(self.pa_optimizer, tape, loss, variables, cfg.grad_clip)
         self.pa_updates.assign_add(1)
-        used = tf.reduce_sum(tf.cast(tf.math.bincount(tf.cast(index, tf.int32), minlength=cfg.pool_size,
-                                                      maxlength=cfg.pool_size) > 0, tf.float32))
+        used = tf.reduce_sum(tf.cast(counts > 0, tf.float32))
         return {"reconstruction_loss": recon, "vq_loss": vq, "prior_loss": prior,
-                "pool_entries_used": used}
+                "revival_loss": revive, "pool_entries_used": used}
 
     # ----------------------------------------------------------------- execution
     def entry_actions(self, state, legals) -> tf.Tensor:

@@ -143,17 +143,22 @@ DIVERSITY_FIGURES = {
     "cpa-fig3": ("matrix", "permutation", "Poor", 4, lambda n: (1.0, 1 / (0.8 * n), 1 / n, 1 / (1.5 * n))),
     "cpa-fig4": ("aloha", "aloha", "Poor", 2, lambda n: (1.0, 1 / (1.5 * n), 1 / (2 * n), 1 / (3 * n))),
 }
-DIVERSITY_POOL_SIZE = 8  # PA's pool in diverse mode (algorithms.md 3.2)
+# PA's pool in diverse mode. Ours: algorithms.md 3.2 proposes 8, but Permutation has 24 optimal
+# joint actions and a pool of 8 must merge them, which brings the mismatch back inside an entry
+# (measured on Poor at beta_4: return 0.60 with 8 entries, 0.75 with 32; the teacher's is 0.79).
+DIVERSITY_POOL_SIZE = 32
 
 
 def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "results",
                                rel_dir: str = "vaults", workers: int = 1, progress: bool = False) -> str:
     """CPA Fig. 3 (Permutation) or Fig. 4 (Aloha), Poor data: for AR and PA and each beta, the
     final mean return and policy average entropy (Eq. 19) over seeds, sampled (diverse) mode.
+    The AR runs of beta_1 are the teachers of every other bar (`system.teacher_checkpoint`).
 
     Runs live under `<results_dir>/<figure>/beta_<k>/`; the bars are drawn to
     `<results_dir>/figures/<figure>.png|pdf`.
     """
+    from og_marl_inspo.config import default_config
     from og_marl_inspo.data.collect import build_datasets
     from og_marl_inspo.data.vault import available_uids
     from og_marl_inspo.reporting import load_results, save_figure
@@ -163,13 +168,27 @@ def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "
     betas = thresholds(n)
     if dataset not in available_uids(rel_dir, "cpa", env, scenario):
         build_datasets("cpa", env, scenario, [dataset], rel_dir)
+    # One AR teacher per seed (trained under beta_1; beta acts only at execution, Eq. 8); every
+    # other bar evaluates it (AR, 0 steps) or distils it (PA, the config's distillation steps).
+    teacher = str(Path(results_dir, figure, "beta_1", "{source}", "{env}", "{scenario}", "{dataset}",
+                       "cpa_ar", "seed_{seed}_checkpoints"))
+    pa = default_config("cpa_pa", env, scenario)
+    pa_steps = pa.training_steps - pa.system.ar_steps
+    runs = {system: [Run(system, "cpa", env, scenario, dataset, seed) for seed in range(seeds)]
+            for system in ("cpa_ar", "cpa_pa")}
     failures: List[str] = []
     for k, beta in enumerate(betas, 1):
-        for system, extra in (("cpa_ar", []), ("cpa_pa", [f"system.pool_size={DIVERSITY_POOL_SIZE}"])):
-            runs = [Run(system, "cpa", env, scenario, dataset, seed) for seed in range(seeds)]
-            failures += sweep(runs, str(Path(results_dir, figure, f"beta_{k}")), workers,
-                              overrides=[f"system.beta={beta!r}", "system.eval_mode=stochastic", *extra],
-                              rel_dir=rel_dir, progress=progress)
+        out, common = str(Path(results_dir, figure, f"beta_{k}")), [f"system.beta={beta!r}",
+                                                                    "system.eval_mode=stochastic"]
+        if k == 1:
+            failures += sweep(runs["cpa_ar"], out, workers, overrides=common, rel_dir=rel_dir,
+                              progress=progress)
+        else:
+            failures += sweep(runs["cpa_ar"], out, workers, overrides=common + [
+                f"system.teacher_checkpoint={teacher}"], train_steps=0, rel_dir=rel_dir, progress=progress)
+        failures += sweep(runs["cpa_pa"], out, workers, overrides=common + [
+            f"system.pool_size={DIVERSITY_POOL_SIZE}", f"system.teacher_checkpoint={teacher}"],
+            train_steps=pa_steps, rel_dir=rel_dir, progress=progress)
     if failures:
         raise RuntimeError(f"{figure}: {len(failures)} runs failed:\n" + "\n".join(failures))
     bars = {}  # (system, k) -> (returns, entropies) over seeds

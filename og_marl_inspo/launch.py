@@ -15,7 +15,7 @@ from typing import Optional
 
 import ml_collections
 
-from og_marl_inspo.config import validate_run
+from og_marl_inspo.config import fill_run_placeholders, validate_run
 from og_marl_inspo.errors import ConfigError, TrainingError
 from og_marl_inspo.reporting import results_path, write_json_atomic
 
@@ -58,6 +58,7 @@ def run(config: ml_collections.ConfigDict, results_dir: str = "results", progres
     from og_marl_inspo.trainer import train_run
 
     validate_run(config)
+    config = fill_run_placeholders(config)
     task = config.task
     environment = get_environment(task.source, task.env, task.scenario, seed=config.seed)
     # Build the system before reading data: a bad config field fails in milliseconds.

@@ -3,8 +3,12 @@
 `training_steps` counts every `train_step` call: the first `system.ar_steps` train the
 AR teacher (systems/cpa_ar.py's settings), the rest distil it into the action pool,
 encoder, decoders and key prior. Deterministic mode by default (beta 1, pool size 1,
-greedy: CPA Table 1); Figures 3-4 use `system.pool_size=8`, smaller `system.beta` and
-`system.eval_mode=stochastic`.
+greedy: CPA Table 1); Figures 3-4 use `system.pool_size=32`, smaller `system.beta` and
+`system.eval_mode=stochastic`. The matrix games get 3 000 distillation steps (ours): a
+diverse pool needs them (300 sufficed for pool size 1, but 8 entries then still fell
+into 2 and mismatched). `system.teacher_checkpoint` starts from a finished cpa_ar run
+(placeholders {dataset}, {seed}, ... are filled per run); its `ar_updates` then usually
+reach `ar_steps` already, and every step of `training_steps` distils.
 """
 
 import dataclasses
@@ -13,7 +17,7 @@ from og_marl_inspo.config import build_config
 from og_marl_inspo.cpa import CPAPAConfig
 
 OVERRIDES = {
-    "matrix": {"system.ar_steps": 800, "training_steps": 1100, "evaluation.every": 400,
+    "matrix": {"system.ar_steps": 800, "training_steps": 3800, "evaluation.every": 400,
                "evaluation.episodes": 100, "checkpoint_every": 400},
     "bridge": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
                "evaluation.episodes": 50, "checkpoint_every": 5000},

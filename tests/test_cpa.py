@@ -139,3 +139,75 @@ def test_maicq_trains_on_xor_b_and_acts_legally():
     system.reset(64)
     actions = system.act(np.ones((64, 2, 1), np.float32), legals, np.random.default_rng(0))
     assert (actions[:, 0] == 0).all() and system.last_marginals[:, 0, 1].max() == 0.0
+
+
+def test_revival_pulls_only_unchosen_pool_entries_toward_encoded_labels():
+    pool = tf.Variable(tf.constant([[[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]],
+                                    [[0.0, 0.0], [3.0, 0.0], [0.0, 1.0]]]))  # (M=2, c=3, d=2)
+    z_e = tf.Variable(tf.constant([[0.0, 0.0], [1.0, 1.0]]))
+    counts = tf.constant([2, 0, 0])  # both rows chose entry 0: entries 1 and 2 are dead
+    row_pick = tf.constant([1, 0, 1])
+    with tf.GradientTape() as tape:
+        loss = cpa.revival_loss(pool, z_e, counts, row_pick)
+    # entry 1 at row 0: |(1,0) - (0,0)|^2 = 1; entry 2 at row 1: |(0,1) - (1,1)|^2 = 1; mean 1
+    assert float(loss) == pytest.approx(1.0)
+    grad_pool, grad_z = tape.gradient(loss, [pool, z_e])
+    assert np.all(grad_pool.numpy()[:, 0] == 0)  # the chosen entry is left to Eq. 10
+    assert grad_pool.numpy()[0, 1] == pytest.approx([1.0, 0.0])  # d/de of |e - z|^2 over the 2 dead entries
+    assert grad_z is None  # labels are targets, not trained by the revival
+    assert float(cpa.revival_loss(pool, z_e, tf.constant([1, 1, 0]), row_pick)) == pytest.approx(1.0)
+    assert float(cpa.revival_loss(pool, z_e, tf.constant([1, 1, 1]), row_pick)) == 0.0
+
+
+@pytest.fixture(scope="module")
+def cpa_xor_vaults(tmp_path_factory):
+    from og_marl_inspo.data.collect import build_datasets
+
+    root = str(tmp_path_factory.mktemp("cpa_vaults"))
+    build_datasets("cpa", "matrix", "xor", ["AB+BA"], rel_dir=root)
+    return root
+
+
+def _cpa_run_config(system, rel_dir, steps, *overrides):
+    from og_marl_inspo.cli import run_config
+
+    config = run_config(system, "cpa", "matrix", "xor", "AB+BA", 1, train_steps=steps, rel_dir=rel_dir,
+                        overrides=["system.hidden_sizes=(32, 32)", *overrides])
+    with config.unlocked():
+        config.evaluation.update(every=steps, episodes=20, final_multiplier=1)
+        config.checkpoint_every = steps
+    return config
+
+
+def test_pa_starts_from_a_finished_ar_teacher_of_the_same_dataset_and_seed(cpa_xor_vaults, tmp_path):
+    from og_marl_inspo.launch import restore, run
+
+    run(_cpa_run_config("cpa_ar", cpa_xor_vaults, 120), str(tmp_path), progress=False)
+    teacher, _ = restore(tmp_path / "cpa/matrix/xor/AB+BA/cpa_ar/seed_1.json")
+    template = str(tmp_path / "{source}/{env}/{scenario}/{dataset}/cpa_ar/seed_{seed}_checkpoints")
+    config = _cpa_run_config("cpa_pa", cpa_xor_vaults, 30, "system.ar_steps=120", "system.pool_size=2",
+                             f"system.teacher_checkpoint={template}")
+    results = run(config, str(tmp_path / "pa"), progress=False)
+    filled = results["config"]["system"]["teacher_checkpoint"]
+    assert filled == str(tmp_path / "cpa/matrix/xor/AB+BA/cpa_ar/seed_1_checkpoints")
+    pa, _ = restore(tmp_path / "pa/cpa/matrix/xor/AB+BA/cpa_pa/seed_1.json")
+    # all 30 steps distilled; the teacher is the cpa_ar run's, untouched by them
+    assert int(pa.pa_updates.numpy()) == 30 and int(pa.ar_updates.numpy()) == 120
+    for mine, theirs in zip(pa.policy.variables, teacher.policy.variables):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_a_missing_or_mismatched_teacher_is_refused_naming_the_field(cpa_xor_vaults, tmp_path):
+    from og_marl_inspo.envs import get_environment
+    from og_marl_inspo.launch import run
+
+    env = get_environment("cpa", "matrix", "xor")
+    with pytest.raises(ConfigError, match="system.teacher_checkpoint: no checkpoint"):
+        CPAPASystem(env, seed=0, teacher_checkpoint=str(tmp_path / "nothing"))
+    run(_cpa_run_config("cpa_ar", cpa_xor_vaults, 20), str(tmp_path), progress=False)
+    with pytest.raises(ConfigError, match="system.teacher_checkpoint: .* is not a cpa_ar teacher"):
+        CPAPASystem(env, seed=0, hidden_sizes=(16, 16),
+                    teacher_checkpoint=str(tmp_path / "cpa/matrix/xor/AB+BA/cpa_ar/seed_1_checkpoints"))
+    with pytest.raises(ConfigError, match="system.teacher_checkpoint: .*cannot be filled"):
+        run(_cpa_run_config("cpa_pa", cpa_xor_vaults, 5, "system.teacher_checkpoint=runs/{task}"),
+            str(tmp_path), progress=False)

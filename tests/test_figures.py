@@ -1,5 +1,7 @@
 """Paper figures: panels per figure, drawing to PNG and PDF, unknown names refused."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -36,8 +38,10 @@ def test_unknown_figure_is_refused():
         reproduce_figure("inspo-fig9", results_dir="unused")
 
 
-def test_diversity_figure_averages_each_beta_over_seeds_and_draws_both_panels(tmp_path):
+def test_diversity_figure_averages_each_beta_over_seeds_and_draws_both_panels(tmp_path, monkeypatch):
     import json
+
+    from og_marl_inspo import sweep as sweep_module
 
     from og_marl_inspo.figures import DIVERSITY_FIGURES, reproduce_diversity_figure
     from og_marl_inspo.reporting import results_path
@@ -55,8 +59,18 @@ def test_diversity_figure_averages_each_beta_over_seeds_and_draws_both_panels(tm
                                     "Poor", system, seed)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(result))
+    calls = []  # (system, beta bar, overrides, train_steps) of every sweep the figure asks for
+    monkeypatch.setattr(sweep_module, "sweep", lambda runs, out, workers, overrides, train_steps=None, **_:
+                        calls.append((runs[0].system, Path(out).name, overrides, train_steps)) or [])
     report = reproduce_diversity_figure("cpa-fig3", seeds=2, results_dir=str(tmp_path),
                                         rel_dir=str(tmp_path / "vaults"))
+    teacher = (f"system.teacher_checkpoint={tmp_path}/cpa-fig3/beta_1/{{source}}/{{env}}/{{scenario}}/"
+               "{dataset}/cpa_ar/seed_{seed}_checkpoints")
+    assert calls[0] == ("cpa_ar", "beta_1", ["system.beta=1.0", "system.eval_mode=stochastic"], None)
+    assert calls[2] == ("cpa_ar", "beta_2", ["system.beta=0.3125", "system.eval_mode=stochastic", teacher], 0)
+    assert calls[7] == ("cpa_pa", "beta_4", ["system.beta=0.16666666666666666", "system.eval_mode=stochastic",
+                                             "system.pool_size=32", teacher], 3000)  # 3800 - 800 AR steps
+    assert len(calls) == 8
     lines = report.splitlines()
     assert lines[0].endswith("cpa-fig3.png, " + str(tmp_path / "figures" / "cpa-fig3.pdf"))
     assert "  cpa_ar beta_2 = 0.312: return 0.95 +- 0.05, entropy 0.50 +- 0.00 bits over 2 seeds" in lines
