@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -115,6 +116,21 @@ class CPAPAConfig(CPAARConfig):
             ("revive_weight", self.revive_weight >= 0, "must be >= 0"),
             ("key_mode", self.key_mode in KEY_MODES, f"choose one of {', '.join(KEY_MODES)}"),
         ])
+
+
+def teacher_checkpoint_template(results_dir) -> str:
+    """`system.teacher_checkpoint` for runs under `results_dir`: the finished cpa_ar run of
+    each run's own task and seed (its placeholders are filled per run)."""
+    return str(Path(results_dir, "{source}", "{env}", "{scenario}", "{dataset}", "cpa_ar",
+                    "seed_{seed}_checkpoints"))
+
+
+def distillation_steps(env: str, scenario: str) -> int:
+    """CPA-PA's policy-agreement steps in its config for this task (training_steps - ar_steps)."""
+    from og_marl_inspo.config import default_config
+
+    config = default_config("cpa_pa", env, scenario)
+    return config.training_steps - config.system.ar_steps
 
 
 # --------------------------------------------------------------------- Eq. 8 and Eq. 20

@@ -158,7 +158,7 @@ def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "
     Runs live under `<results_dir>/<figure>/beta_<k>/`; the bars are drawn to
     `<results_dir>/figures/<figure>.png|pdf`.
     """
-    from og_marl_inspo.config import default_config
+    from og_marl_inspo.cpa import distillation_steps, teacher_checkpoint_template
     from og_marl_inspo.data.collect import build_datasets
     from og_marl_inspo.data.vault import available_uids
     from og_marl_inspo.reporting import load_results, save_figure
@@ -170,10 +170,8 @@ def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "
         build_datasets("cpa", env, scenario, [dataset], rel_dir)
     # One AR teacher per seed (trained under beta_1; beta acts only at execution, Eq. 8); every
     # other bar evaluates it (AR, 0 steps) or distils it (PA, the config's distillation steps).
-    teacher = str(Path(results_dir, figure, "beta_1", "{source}", "{env}", "{scenario}", "{dataset}",
-                       "cpa_ar", "seed_{seed}_checkpoints"))
-    pa = default_config("cpa_pa", env, scenario)
-    pa_steps = pa.training_steps - pa.system.ar_steps
+    teacher = teacher_checkpoint_template(Path(results_dir, figure, "beta_1"))
+    pa_steps = distillation_steps(env, scenario)
     runs = {system: [Run(system, "cpa", env, scenario, dataset, seed) for seed in range(seeds)]
             for system in ("cpa_ar", "cpa_pa")}
     failures: List[str] = []
@@ -183,6 +181,8 @@ def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "
         if k == 1:
             failures += sweep(runs["cpa_ar"], out, workers, overrides=common, rel_dir=rel_dir,
                               progress=progress)
+            if failures:  # every other bar needs these teachers
+                raise RuntimeError(f"{figure}: {len(failures)} AR teachers failed:\n" + "\n".join(failures))
         else:
             failures += sweep(runs["cpa_ar"], out, workers, overrides=common + [
                 f"system.teacher_checkpoint={teacher}"], train_steps=0, rel_dir=rel_dir, progress=progress)

@@ -150,6 +150,7 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
               only: Optional[Sequence[str]] = None) -> str:
     """Fill a paper table with every registered system it names (or those of them in
     `only`); return the table text."""
+    from og_marl_inspo.cpa import distillation_steps, teacher_checkpoint_template
     from og_marl_inspo.data.collect import RECIPES, build_datasets
     from og_marl_inspo.data.vault import available_uids
     from og_marl_inspo.registry import list_systems
@@ -181,9 +182,18 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
             build_datasets(spec.source, env, scenario, [dataset], rel_dir)
         runs += [Run(system, spec.source, env, scenario, dataset, seed)
                  for system in systems for seed in range(seeds)]
-    failures = sweep(runs, results_dir, workers, overrides=[f"system.eval_mode={spec.eval_mode}"],
-                     rel_dir=rel_dir, progress=progress, executor=executor,
-                     ray_address=ray_address)
+    common = dict(rel_dir=rel_dir, progress=progress, executor=executor, ray_address=ray_address)
+    eval_mode = f"system.eval_mode={spec.eval_mode}"
+    # With cpa_ar in the table, cpa_pa distils its finished run (the very teacher it would
+    # train first: same seed, same batches), so only the agreement steps are spent again.
+    students = [r for r in runs if r.system == "cpa_pa"] if "cpa_ar" in systems else []
+    failures = sweep([r for r in runs if r not in students], results_dir, workers,
+                     overrides=[eval_mode], **common)
+    for env, scenario in sorted({(r.env, r.scenario) for r in students}):
+        failures += sweep([r for r in students if (r.env, r.scenario) == (env, scenario)], results_dir,
+                          workers, overrides=[eval_mode, "system.teacher_checkpoint="
+                                              + teacher_checkpoint_template(results_dir)],
+                          train_steps=distillation_steps(env, scenario), **common)
     if failures:
         raise RuntimeError(f"{table}: {len(failures)} runs failed:\n" + "\n".join(failures))
     return table_for(table, results_dir, fmt)

@@ -211,3 +211,38 @@ def test_a_missing_or_mismatched_teacher_is_refused_naming_the_field(cpa_xor_vau
     with pytest.raises(ConfigError, match="system.teacher_checkpoint: .*cannot be filled"):
         run(_cpa_run_config("cpa_pa", cpa_xor_vaults, 5, "system.teacher_checkpoint=runs/{task}"),
             str(tmp_path), progress=False)
+
+
+def test_cpa_table_distils_the_finished_ar_runs_instead_of_training_new_teachers(tmp_path, monkeypatch):
+    from og_marl_inspo import sweep as sweep_module
+    from og_marl_inspo.data import collect
+
+    calls = []
+    monkeypatch.setattr(collect, "build_datasets", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sweep_module, "sweep", lambda runs, out, workers, overrides, train_steps=None, **_:
+                        calls.append(({r.system for r in runs}, {r.env for r in runs}, len(runs),
+                                      overrides, train_steps)) or [])
+    sweep_module.reproduce("cpa-table1", seeds=2, results_dir=str(tmp_path), rel_dir=str(tmp_path),
+                           only=["cpa_ar", "cpa_pa"])
+    teacher = (f"system.teacher_checkpoint={tmp_path}/{{source}}/{{env}}/{{scenario}}/{{dataset}}/cpa_ar/"
+               "seed_{seed}_checkpoints")
+    assert calls[0] == ({"cpa_ar"}, {"matrix", "bridge", "sensor", "aloha"}, 30, ["system.eval_mode=greedy"], None)
+    assert all(systems == {"cpa_pa"} and overrides == ["system.eval_mode=greedy", teacher]
+               for systems, _, _, overrides, _ in calls[1:])
+    # one sweep per task, 3 datasets x 2 seeds each, only the distillation steps (training - AR steps)
+    assert sorted((envs.pop(), n, steps) for _, envs, n, _, steps in calls[1:]) == [
+        ("aloha", 6, 5000), ("bridge", 6, 5000), ("matrix", 6, 3000), ("matrix", 6, 3000), ("sensor", 6, 5000)]
+
+
+def test_reward_scale_scales_the_critics_target_and_is_checked():
+    env, buffer = matrix_buffer("cpa", "xor", "AB+BA")  # every row earns 1
+    q_tot = {}
+    for scale in (1.0, 0.25):
+        tf.random.set_seed(0)
+        system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3, reward_scale=scale)
+        for _ in range(300):
+            logs = system.train_step(buffer.sample())
+        q_tot[scale] = float(logs["q_tot_mean"])
+    assert q_tot[1.0] == pytest.approx(1.0, abs=0.1) and q_tot[0.25] == pytest.approx(0.25, abs=0.05)
+    with pytest.raises(ConfigError, match="system.reward_scale"):
+        CPAARConfig(reward_scale=0.0)

@@ -77,3 +77,17 @@ def test_diversity_figure_averages_each_beta_over_seeds_and_draws_both_panels(tm
     assert "  cpa_pa beta_4 = 0.167: return 0.95 +- 0.05, entropy 1.50 +- 0.00 bits over 2 seeds" in lines
     assert len(lines) == 1 + 8
     assert (tmp_path / "figures" / "cpa-fig3.png").stat().st_size > 1000
+
+
+def test_diversity_figure_stops_when_its_ar_teachers_fail(tmp_path, monkeypatch):
+    from og_marl_inspo import sweep as sweep_module
+    from og_marl_inspo.data import collect
+    from og_marl_inspo.figures import reproduce_diversity_figure
+
+    calls = []
+    monkeypatch.setattr(collect, "build_datasets", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sweep_module, "sweep", lambda runs, *args, **kwargs:
+                        calls.append(runs[0].system) or [f"{runs[0]}: training diverged at step 1201"])
+    with pytest.raises(RuntimeError, match="cpa-fig4: 1 AR teachers failed:\n.*diverged at step 1201"):
+        reproduce_diversity_figure("cpa-fig4", seeds=1, results_dir=str(tmp_path), rel_dir=str(tmp_path))
+    assert calls == ["cpa_ar"]  # nothing was started on top of the missing teachers

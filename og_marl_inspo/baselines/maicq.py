@@ -19,7 +19,8 @@ The two losses are module functions (`policy_loss_eq2`, `critic_loss_eq3`, and
 Departures (each a config field marked `# ours:`): MLP torso and lr 5e-4 for the
 small games; the credit k_i(s) is a constant in the policy loss (the policy loss
 trains the policy; the mixer learns from the TD loss only); the losses average over
-the B*(T-1) transitions of a window. Not implemented: the original MAICQ variant
+the B*(T-1) transitions of a window; `reward_scale` multiplies the rewards in the
+critic's target (1 by default; CPA's Aloha configs use 0.01). Not implemented: the original MAICQ variant
 (state critic, TD(lambda), RMSprop) of algorithms.md 4.4.
 """
 
@@ -49,6 +50,7 @@ class MAICQConfig:
     mixer_embed_dim: int = 32        # QMIX mixer (OG-MARL)
     hypernet_embed_dim: int = 64
     target_update_period: int = 200  # hard copy of critic and mixer (OG-MARL)
+    reward_scale: float = 1.0        # ours: rewards are multiplied by this in the critic's target
     grad_clip: float = 10.0          # global norm (pymarl, OG-MARL)
     add_agent_id_to_obs: bool = True
     eval_mode: str = "greedy"        # OG-MARL's MAICQ acts greedily
@@ -71,6 +73,7 @@ def maicq_rules(cfg) -> list:
         ("mixer_embed_dim", cfg.mixer_embed_dim >= 1, "must be >= 1"),
         ("hypernet_embed_dim", cfg.hypernet_embed_dim >= 1, "must be >= 1"),
         ("target_update_period", cfg.target_update_period >= 1, "must be >= 1"),
+        ("reward_scale", cfg.reward_scale > 0, "must be > 0"),
         ("grad_clip", cfg.grad_clip > 0, "must be > 0"),
         ("eval_mode", cfg.eval_mode in EVAL_MODES, f"choose one of {', '.join(EVAL_MODES)}"),
     ]
@@ -115,7 +118,7 @@ def maicq_losses(batch: Batch, logits, q, target_q, mixer: QMixer, target_mixer:
     policy_loss = policy_loss_eq2(logpi_taken, advantages, credits, cfg.advantages_beta)
     q_tot = mixer(q_taken, batch.state)  # (B,T)
     target_q_tot = target_mixer(tf.reduce_sum(taken * target_q, -1), batch.state)  # (B,T)
-    critic_loss = critic_loss_eq3(q_tot, target_q_tot, batch.rewards, batch.dones, cfg.gamma,
+    critic_loss = critic_loss_eq3(q_tot, target_q_tot, cfg.reward_scale * batch.rewards, batch.dones, cfg.gamma,
                                   cfg.target_q_taken_beta)
     logs = {"policy_loss": policy_loss, "critic_loss": critic_loss,
             "q_tot_mean": tf.reduce_mean(q_tot), "advantage_mean": tf.reduce_mean(advantages)}
