@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--seeds", type=int, default=5)
     reproduce.add_argument("--systems", default=None,
                            help="comma-separated subset of the table's systems (default: all registered)")
+    reproduce.add_argument("--envs", default=None,
+                           help="comma-separated environments whose rows to run (default: all)")
     reproduce.add_argument("--workers", type=int, default=1)
     _executor_flags(reproduce)
     reproduce.add_argument("--results-dir", default="results")
@@ -301,7 +303,8 @@ def _cmd_reproduce(args, extra) -> None:
     print(reproduce(args.table, seeds=args.seeds, results_dir=args.results_dir, rel_dir=args.rel_dir,
                     workers=args.workers, fmt=args.format, progress=not args.no_progress,
                     executor=args.executor, ray_address=args.ray_address,
-                    only=args.systems.split(",") if args.systems else None))
+                    only=args.systems.split(",") if args.systems else None,
+                    envs=args.envs.split(",") if args.envs else None))
 
 
 def _cmd_render(args, extra) -> None:

@@ -147,9 +147,9 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
 def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir: str = "vaults",
               workers: int = 1, fmt: str = "markdown", progress: bool = False,
               executor: str = "local", ray_address: Optional[str] = None,
-              only: Optional[Sequence[str]] = None) -> str:
+              only: Optional[Sequence[str]] = None, envs: Optional[Sequence[str]] = None) -> str:
     """Fill a paper table with every registered system it names (or those of them in
-    `only`); return the table text."""
+    `only`), on all its rows (or those of the environments in `envs`); return the table text."""
     from og_marl_inspo.cpa import distillation_steps, teacher_checkpoint_template
     from og_marl_inspo.data.collect import RECIPES, build_datasets
     from og_marl_inspo.data.vault import available_uids
@@ -165,17 +165,23 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
         if unknown:
             raise ValueError(f"{table} has no column {', '.join(unknown)}; its systems: "
                              f"{', '.join(spec.systems)}")
+    if envs:
+        unknown = sorted(set(envs) - {env for env, _, _ in spec.rows})
+        if unknown:
+            raise ValueError(f"{table} has no rows on {', '.join(unknown)}; its environments: "
+                             f"{', '.join(dict.fromkeys(env for env, _, _ in spec.rows))}")
+    rows = [row for row in spec.rows if not envs or row[0] in envs]
     systems = [s for s in spec.systems if s in registered and (not only or s in only)]
     missing = [s for s in spec.systems if s not in registered]
     if missing:
         logging.warning("%s: not registered yet, left empty: %s", table, ", ".join(missing))
     runs = []
-    unavailable = sorted({f"{env}/{scenario}" for env, scenario, _ in spec.rows
+    unavailable = sorted({f"{env}/{scenario}" for env, scenario, _ in rows
                           if (spec.source, env, scenario) not in RECIPES})
     if unavailable:
         logging.warning("%s: no local dataset recipe yet, rows left empty: %s", table,
                         ", ".join(unavailable))
-    for env, scenario, dataset in spec.rows:
+    for env, scenario, dataset in rows:
         if (spec.source, env, scenario) not in RECIPES:
             continue
         if dataset not in available_uids(rel_dir, spec.source, env, scenario):

@@ -224,6 +224,15 @@ def test_cpa_table_distils_the_finished_ar_runs_instead_of_training_new_teachers
                                       overrides, train_steps)) or [])
     sweep_module.reproduce("cpa-table1", seeds=2, results_dir=str(tmp_path), rel_dir=str(tmp_path),
                            only=["cpa_ar", "cpa_pa"])
+    bridge_only = len(calls)
+    sweep_module.reproduce("cpa-table1", seeds=2, results_dir=str(tmp_path), rel_dir=str(tmp_path),
+                           only=["cpa_ar", "cpa_pa"], envs=["bridge"])
+    assert [(systems, envs, n) for systems, envs, n, _, _ in calls[bridge_only:]] == [
+        ({"cpa_ar"}, {"bridge"}, 6), ({"cpa_pa"}, {"bridge"}, 6)]  # the --envs filter
+    with pytest.raises(ValueError, match="cpa-table1 has no rows on smac_v1; its environments: "
+                                         "matrix, bridge, sensor, aloha"):
+        sweep_module.reproduce("cpa-table1", results_dir=str(tmp_path), envs=["smac_v1"])
+    calls = calls[:bridge_only]
     teacher = (f"system.teacher_checkpoint={tmp_path}/{{source}}/{{env}}/{{scenario}}/{{dataset}}/cpa_ar/"
                "seed_{seed}_checkpoints")
     assert calls[0] == ({"cpa_ar"}, {"matrix", "bridge", "sensor", "aloha"}, 30, ["system.eval_mode=greedy"], None)
