@@ -255,3 +255,18 @@ def test_reward_scale_scales_the_critics_target_and_is_checked():
     assert q_tot[1.0] == pytest.approx(1.0, abs=0.1) and q_tot[0.25] == pytest.approx(0.25, abs=0.05)
     with pytest.raises(ConfigError, match="system.reward_scale"):
         CPAARConfig(reward_scale=0.0)
+
+
+def test_ar_solves_permutation_poor_with_its_matrix_config_at_the_seed_that_failed(tmp_path):
+    """Seed 2 stayed at 0.00 with MAICQ's alpha_pi 0.1; the matrix config's 0.3 solves it."""
+    from og_marl_inspo.cli import run_config
+    from og_marl_inspo.data.collect import build_datasets
+    from og_marl_inspo.launch import run
+
+    build_datasets("cpa", "matrix", "permutation", ["Poor"], rel_dir=str(tmp_path))
+    config = run_config("cpa_ar", "cpa", "matrix", "permutation", "Poor", 2, rel_dir=str(tmp_path),
+                        overrides=["system.eval_mode=greedy"])
+    assert config.system.advantages_beta == 0.3 and config.training_steps == 800
+    with config.unlocked():
+        config.evaluation.update(every=800, episodes=20, final_multiplier=1)
+    assert run(config, str(tmp_path), progress=False, checkpoint=False)["final"]["episode_return_mean"] == 1.0
