@@ -190,8 +190,8 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
                  for system in systems for seed in range(seeds)]
     common = dict(rel_dir=rel_dir, progress=progress, executor=executor, ray_address=ray_address)
     eval_mode = f"system.eval_mode={spec.eval_mode}"
-    # With cpa_ar in the table, cpa_pa distils its finished run (the very teacher it would
-    # train first: same seed, same batches), so only the agreement steps are spent again.
+    # With cpa_ar in the table, cpa_pa distils its finished run (the teacher it would otherwise
+    # train itself, from the same config, seed and batches): only the agreement steps are spent.
     students = [r for r in runs if r.system == "cpa_pa"] if "cpa_ar" in systems else []
     failures = sweep([r for r in runs if r not in students], results_dir, workers,
                      overrides=[eval_mode], **common)
