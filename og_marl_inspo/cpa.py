@@ -357,6 +357,15 @@ class CPAPASystem(CPAARSystem):
     """Policy agreement (CPA Eqs. 9-12 and our agreement key), registered as `cpa_pa`."""
 
     Config = CPAPAConfig
+    TEACHER = "cpa_ar"  # its first ar_steps train exactly a cpa_ar run's networks
+
+    @staticmethod
+    def from_teacher(results_dir, env: str, scenario: str) -> Tuple[list, int]:
+        """(overrides, train_steps) of a run that distils the finished cpa_ar run of its own
+        task and seed under `results_dir` (the teacher it would otherwise train itself, from
+        the same config, seed and batches): only the agreement steps are spent."""
+        return ([f"system.teacher_checkpoint={teacher_checkpoint_template(results_dir)}"],
+                distillation_steps(env, scenario))
 
     def __init__(self, environment, logger=None, seed: int = 0, **kwargs) -> None:
         super().__init__(environment, logger, seed=seed, **kwargs)

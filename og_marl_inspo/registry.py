@@ -74,6 +74,11 @@ def _resolve(name: str):
     return target
 
 
+def system_class(name: str):
+    """The class (or factory) registered as `name`, unbuilt: for its class attributes."""
+    return _resolve(name)
+
+
 def get_system(name: str, environment, logger=None, **kwargs):
     """Build system `name` for `environment`; kwargs are its `system` config fields."""
     return _resolve(name)(environment, logger, **kwargs)

@@ -150,10 +150,9 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
               only: Optional[Sequence[str]] = None, envs: Optional[Sequence[str]] = None) -> str:
     """Fill a paper table with every registered system it names (or those of them in
     `only`), on all its rows (or those of the environments in `envs`); return the table text."""
-    from og_marl_inspo.cpa import distillation_steps, teacher_checkpoint_template
     from og_marl_inspo.data.collect import RECIPES, build_datasets
     from og_marl_inspo.data.vault import available_uids
-    from og_marl_inspo.registry import list_systems
+    from og_marl_inspo.registry import list_systems, system_class
     from og_marl_inspo.reporting import PAPER_TABLES, table_for
 
     if table not in PAPER_TABLES:
@@ -190,16 +189,17 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
                  for system in systems for seed in range(seeds)]
     common = dict(rel_dir=rel_dir, progress=progress, executor=executor, ray_address=ray_address)
     eval_mode = f"system.eval_mode={spec.eval_mode}"
-    # With cpa_ar in the table, cpa_pa distils its finished run (the teacher it would otherwise
-    # train itself, from the same config, seed and batches): only the agreement steps are spent.
-    students = [r for r in runs if r.system == "cpa_pa"] if "cpa_ar" in systems else []
+    # A system whose class names a TEACHER in this table (cpa_pa: cpa_ar) starts from that
+    # system's finished runs (`from_teacher`) instead of training the same teacher again.
+    teachers = {system: getattr(system_class(system), "TEACHER", None) for system in systems}
+    students = [r for r in runs if teachers[r.system] in systems]
     failures = sweep([r for r in runs if r not in students], results_dir, workers,
                      overrides=[eval_mode], **common)
-    for env, scenario in sorted({(r.env, r.scenario) for r in students}):
-        failures += sweep([r for r in students if (r.env, r.scenario) == (env, scenario)], results_dir,
-                          workers, overrides=[eval_mode, "system.teacher_checkpoint="
-                                              + teacher_checkpoint_template(results_dir)],
-                          train_steps=distillation_steps(env, scenario), **common)
+    for system, env, scenario in sorted({(r.system, r.env, r.scenario) for r in students}):
+        overrides, train_steps = system_class(system).from_teacher(results_dir, env, scenario)
+        failures += sweep([r for r in students if (r.system, r.env, r.scenario) == (system, env, scenario)],
+                          results_dir, workers, overrides=[eval_mode, *overrides], train_steps=train_steps,
+                          **common)
     if failures:
         raise RuntimeError(f"{table}: {len(failures)} runs failed:\n" + "\n".join(failures))
     return table_for(table, results_dir, fmt)

@@ -20,8 +20,8 @@ Departures (each a config field marked `# ours:`): MLP torso and lr 5e-4 for the
 small games; the credit k_i(s) is a constant in the policy loss (the policy loss
 trains the policy; the mixer learns from the TD loss only); the losses average over
 the B*(T-1) transitions of a window; `reward_scale` multiplies the rewards in the
-critic's target (1 by default; CPA's Aloha configs use 0.01). Not implemented: the original MAICQ variant
-(state critic, TD(lambda), RMSprop) of algorithms.md 4.4.
+critic's target (1 by default; CPA's Aloha configs use 0.01). Not implemented: the
+original MAICQ variant (state critic, TD(lambda), RMSprop) of algorithms.md 4.4.
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def maicq_losses(batch: Batch, logits, q, target_q, mixer: QMixer, target_mixer:
     policy_loss = policy_loss_eq2(logpi_taken, advantages, credits, cfg.advantages_beta)
     q_tot = mixer(q_taken, batch.state)  # (B,T)
     target_q_tot = target_mixer(tf.reduce_sum(taken * target_q, -1), batch.state)  # (B,T)
-    critic_loss = critic_loss_eq3(q_tot, target_q_tot, cfg.reward_scale * batch.rewards, batch.dones, cfg.gamma,
-                                  cfg.target_q_taken_beta)
+    critic_loss = critic_loss_eq3(q_tot, target_q_tot, cfg.reward_scale * batch.rewards, batch.dones,
+                                  cfg.gamma, cfg.target_q_taken_beta)
     logs = {"policy_loss": policy_loss, "critic_loss": critic_loss,
             "q_tot_mean": tf.reduce_mean(q_tot), "advantage_mean": tf.reduce_mean(advantages)}
     return policy_loss + critic_loss, logs
