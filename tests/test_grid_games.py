@@ -8,6 +8,7 @@ import pytest
 from og_marl_inspo.data.collect import RECIPES
 from og_marl_inspo.envs import aloha, bridge, get_environment, sensor
 from og_marl_inspo.envs.bridge import GOALS, STARTS, Bridge, rollout, transition
+from og_marl_inspo.trainer import evaluation_record
 
 STAY, UP, DOWN, RIGHT, LEFT = range(5)
 OPTIMAL_RETURNS = {-1.2355, -1.2591, -1.2904}
@@ -212,6 +213,37 @@ def test_aloha_batch_matches_copies():
         np.testing.assert_array_equal(state, np.stack([s[2] for s in singles]))
         np.testing.assert_allclose(rewards, [s[3] for s in singles])
     assert done.all()
+
+
+def test_aloha_evaluation_counts_deliveries_collisions_and_waits():
+    batch = aloha.Aloha(seed=0).batch(3, seed=5)
+    _, _, state = batch.reset()
+    returns, waits = np.zeros(3), 0
+    for step in range(20):
+        backlog = state.astype(np.int64)
+        joint = np.stack([aloha.expert_actions(backlog[0], True), np.ones(10, np.int64),
+                          np.zeros(10, np.int64)])  # expert, everyone transmits, nobody does
+        active = np.array([True, True, step < 10])  # the third episode stops counting at step 10
+        waits += int((backlog[2] > 0).sum()) if step < 10 else 0
+        _, _, state, rewards, _ = batch.step(joint, active)
+        returns += rewards
+    stats = batch.stats()
+    assert stats["collisions"][0] == 0 and stats["packets_delivered"][0] == returns[0] > 50
+    assert stats["packets_delivered"][1] == 0 and -10 * stats["collisions"][1] == returns[1] < 0
+    assert stats["waits_with_packet"][1] == 0 and stats["waits_with_packet"][2] == waits >= 10
+
+    class Silent:  # never transmits: every packet waits, nothing is delivered
+        last_marginals = None
+
+        def reset(self, num_episodes):
+            pass
+
+        def act(self, obs, legals, rng, state=None):
+            return np.zeros(obs.shape[:2], np.int32)
+
+    record = evaluation_record(Silent(), aloha.Aloha(seed=0), step=0, episodes=4, seed=0)
+    assert record["packets_delivered"] == 0 and record["collisions"] == 0
+    assert record["waits_with_packet"] == 20 * 10  # backlogs start at 1 and only grow
 
 
 # ---------------------------------------------------------------------- Sensor

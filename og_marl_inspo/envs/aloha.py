@@ -31,13 +31,17 @@ for _i, _ns in enumerate(NEIGHBOURS):
     ADJACENCY[_i, list(_ns)] = 1
 
 
-def channel(backlog: np.ndarray, actions: np.ndarray, success_reward: float):
-    """One step of the channel on (..., N) arrays: (backlog after delivery, team reward)."""
+def outcomes(backlog: np.ndarray, actions: np.ndarray):
+    """Which agents deliver and which collide, boolean (..., N) arrays each."""
     transmit = actions.astype(np.int64)
     blocked = (transmit @ ADJACENCY) > 0  # some neighbour transmits (whatever its backlog)
     sending = (transmit == 1) & (backlog > 0)
-    success = sending & ~blocked
-    collision = sending & blocked
+    return sending & ~blocked, sending & blocked
+
+
+def channel(backlog: np.ndarray, actions: np.ndarray, success_reward: float):
+    """One step of the channel on (..., N) arrays: (backlog after delivery, team reward)."""
+    success, collision = outcomes(backlog, actions)
     reward = success_reward * success.sum(-1) - COLLISION_PENALTY * collision.sum(-1)
     return backlog - success.astype(backlog.dtype), reward
 
@@ -84,13 +88,18 @@ class Aloha(Environment):
 
 
 class _BatchAloha(BatchEnv):
-    """Vectorised evaluation: E independent channels, each with its own generator."""
+    """Vectorised evaluation: E independent channels, each with its own generator.
+
+    `stats()` gives per-episode counts that say where a return comes from: packets
+    delivered, colliding transmissions, and agent-steps spent waiting with a packet.
+    """
 
     def __init__(self, game: Aloha, num_envs: int, seed: int) -> None:
         self.game, self.num_envs = game, num_envs
         self.rngs = [np.random.default_rng(seed + k) for k in range(num_envs)]
         self.backlog = np.ones((num_envs, N_AGENTS), dtype=np.int64)
         self.t = 0
+        self._counts = np.zeros((3, num_envs))  # delivered, collisions, waits with a packet
 
     def _observe(self):
         state = self.backlog.astype(np.float32)
@@ -99,11 +108,21 @@ class _BatchAloha(BatchEnv):
     def reset(self):
         self.backlog[:] = 1
         self.t = 0
+        self._counts[:] = 0
         return self._observe()
+
+    def stats(self):
+        delivered, collisions, waits = self._counts
+        return {"packets_delivered": delivered.copy(), "collisions": collisions.copy(),
+                "waits_with_packet": waits.copy()}
 
     def step(self, joint_actions, active):
         active = np.asarray(active, bool)
-        backlog, reward = channel(self.backlog, np.asarray(joint_actions), self.game.success_reward)
+        joint_actions = np.asarray(joint_actions)
+        success, collision = outcomes(self.backlog, joint_actions)
+        waiting = (joint_actions == 0) & (self.backlog > 0)
+        self._counts += np.stack([m.sum(-1) for m in (success, collision, waiting)]) * active
+        backlog, reward = channel(self.backlog, joint_actions, self.game.success_reward)
         arrivals = np.stack([rng.random(N_AGENTS) < ARRIVAL_PROBABILITY for rng in self.rngs])
         backlog = np.minimum(backlog + arrivals, MAX_BACKLOG)
         self.backlog = np.where(active[:, None], backlog, self.backlog)
