@@ -6,9 +6,11 @@ greedy evaluation), the runs behind InSPO's SMAC OMAR row.
 Small games (InSPO's settings are in its unavailable Appendix C; ours): MLP policy and
 critics 2x64 on [s, o_i, id], one-step targets (td_lambda 0), 256 transitions per batch,
 sampled evaluation (the InSPO tables; `reproduce` sets the table's mode).
-The CQL weight stays the CFCQL repo's 5: on XOR (b) it makes each agent prefer its more
-frequent action A, so OMAR scores 0 where InSPO reports -2; `--config.system.cql_alpha=0.1`
-gives -2 (one seed, 300 steps), so InSPO's runs were less conservative.
+Matrix games use CQL weight 0.1 (ours), not the CFCQL repo's 5. At 5 each agent on XOR (b)
+prefers its more frequent action A, and OMAR scores 0.00 +- 0.00 where InSPO reports -2.00; at
+0.1 (5 seeds, sampled evaluation) XOR (b) gives -2.00 +- 0.00, (c) 0.00 +- 0.00 and M-NE 20 / 5,
+all as InSPO's Tables 1-2, and the (B,B) panel of its Fig. 3. XOR (a) stays near 0 at either
+weight (InSPO: 1.00): independent learners on two tied actions do not coordinate.
 """
 
 import dataclasses
@@ -24,7 +26,7 @@ _GRID = {**_SMALL, "system.hidden_sizes": (128, 128), "system.critic_hidden_size
          "checkpoint_every": 5000}
 
 OVERRIDES = {
-    "matrix": {**_SMALL, "training_steps": 300, "evaluation.every": 150, "evaluation.episodes": 1000,
+    "matrix": {**_SMALL, "system.cql_alpha": 0.1, "training_steps": 300, "evaluation.every": 150, "evaluation.episodes": 1000,
                "checkpoint_every": 150},
     "bridge": _GRID,
     "sensor": _GRID,
