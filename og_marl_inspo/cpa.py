@@ -30,7 +30,9 @@ the decoder also reads s (`decoder_uses_state`); the prior head and key (`key_mo
 pool entries no batch row chose are pulled toward random encoded labels (`revive_weight`,
 the dead-code restart of VQ practice: without it 8 entries fell into 2 on Permutation);
 the teacher's samples are redrawn every step; MLP networks only (CPA is stated for
-MMDPs: the policies read the global state).
+MMDPs: the policies read the global state); Eq. 5's values may be the team's Q_tot after
+the later agents' greedy actions instead of agent i's own Q_i (`advantages`, see
+`continuation_values`: Q_i alone is not identified under teacher forcing).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from og_marl_inspo.networks import (MASK_VALUE, ARHead, QMixer, Torso, agentwise
 from og_marl_inspo.td import hard_update
 
 THRESHOLD_WEIGHTINGS = ("exp", "renormalised")
+ADVANTAGES = ("agent_q", "continuation")
 KEY_MODES = ("gumbel_prior", "nearest")
 MAX_ENUMERATED_PREFIXES = 4096  # Eq. 20 is enumerated up to this many a_<i, else Monte Carlo
 
@@ -66,6 +69,8 @@ class CPAARConfig(MAICQConfig):
     threshold_weighting: str = "exp"  # ours: Eq. 8 read as 1[pi > beta] exp(pi); or "renormalised"
     entropy_samples: int = 1000      # Monte Carlo samples for Eq. 20 when enumeration is too large
     teacher_checkpoint: str = ""     # a cpa_ar run's checkpoint directory: start from its AR networks
+    advantages: str = "agent_q"      # Eq. 5's values: Q_i(s, a_i, a_<i), or "continuation" (ours,
+    #                                  Q_tot with the later agents' greedy actions; continuation_values)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -80,6 +85,7 @@ def ar_rules(cfg) -> list:
         ("threshold_weighting", cfg.threshold_weighting in THRESHOLD_WEIGHTINGS,
          f"choose one of {', '.join(THRESHOLD_WEIGHTINGS)}"),
         ("entropy_samples", cfg.entropy_samples >= 1, "must be >= 1"),
+        ("advantages", cfg.advantages in ADVANTAGES, f"choose one of {', '.join(ADVANTAGES)}"),
     ]
 
 
@@ -131,6 +137,40 @@ def distillation_steps(env: str, scenario: str) -> int:
 
     config = default_config("cpa_pa", env, scenario)
     return config.training_steps - config.system.ar_steps
+
+
+# ------------------------------------------------------------------ Eq. 5's values (ours)
+def continuation_values(policy: ARHead, critic: ARHead, mixer: QMixer, state: tf.Tensor,
+                        actions: tf.Tensor, legals: tf.Tensor) -> tf.Tensor:
+    """Q_tot(s, a_<i, x, a_>i) for every agent i and action x, where a_<i are the dataset's
+    actions and a_>i the policy's greedy continuation (each later agent j takes the highest
+    legal logit of pi_j(.|s, a_<j) in turn): (...,N,A), no gradient.
+
+    `advantages="continuation"` (ours) uses these in Eq. 5 in place of agent i's own
+    Q_i(s, a_i, a_<i). Under teacher forcing the mixer fits the data just as well when a
+    function of (s, a_i) moves from Q_i into a later agent's Q_j, which sees a_i, so Q_i
+    alone does not identify the value of a_i. On Aloha the early agents' Q_i took on the
+    collision cost of their later neighbours' random data actions, and the greedy policy
+    waited while holding a packet in 157 of 200 agent-steps. Q_tot under a continuation
+    is the same whichever agent carries the cost.
+
+    state (...,S), actions (...,N) int, legals (...,N,A).
+    """
+    n, a = actions.shape[-1], legals.shape[-1]
+    lead = tf.shape(actions)[:-1]
+    variants = tf.broadcast_to(actions[..., None, None, :], tf.concat([lead, [n, a, n]], 0))
+    own = tf.one_hot(tf.range(n), n, dtype=tf.int32)[:, None, :]  # (N,1,N): agent i's slot
+    variants = variants * (1 - own) + own * tf.range(a, dtype=tf.int32)[:, None]  # (...,i,x,N)
+    states = tf.broadcast_to(state[..., None, None, :], tf.concat([lead, [n, a, state.shape[-1]]], 0))
+    later = tf.constant(np.triu(np.ones((n, n), np.int32), 1))  # later[i, j] = 1 if j > i
+    for j in range(1, n):  # agent j answers every variant whose agent i comes before it
+        logits = masked_logits(policy.agent(states, variants, j), legals[..., None, None, j, :])
+        greedy = tf.argmax(logits, -1, output_type=tf.int32)  # (...,N,A)
+        change = later[:, j][:, None] * (greedy - variants[..., j])  # (...,N,A)
+        variants = variants + change[..., None] * tf.one_hot(j, n, dtype=tf.int32)
+    q = critic(states, variants)  # (...,N,A,N,A)
+    q_taken = tf.reduce_sum(tf.one_hot(variants, a) * q, -1)  # (...,N,A,N)
+    return tf.stop_gradient(mixer(q_taken, states))
 
 
 # --------------------------------------------------------------------- Eq. 8 and Eq. 20
@@ -257,11 +297,15 @@ class CPAARSystem(BaseOfflineSystem):
         variables = self.policy.trainable_variables + self.critic.trainable_variables + \
             self.mixer.trainable_variables
         target_q = self.target_critic(batch.state, batch.actions)  # (B,T,N,A), a' = dataset next actions
+        values = None
+        if self.config.advantages == "continuation":  # ours; the last row of a window has no policy loss
+            values = continuation_values(self.policy, self.critic, self.mixer, batch.state[:, :-1],
+                                         batch.actions[:, :-1], batch.legals[:, :-1])
         with tf.GradientTape() as tape:
             logits = self.policy(batch.state, batch.actions)  # (B,T,N,A)
             q = self.critic(batch.state, batch.actions)  # (B,T,N,A)
             loss, logs = maicq_losses(batch, logits, q, target_q, self.mixer, self.target_mixer,
-                                      self.config)  # CPA Eq. 5 (policy) and Eq. 7 (critic)
+                                      self.config, values)  # CPA Eq. 5 (policy) and Eq. 7 (critic)
         apply_clipped(self.optimizer, tape, loss, variables, self.config.grad_clip)
         self.ar_updates.assign_add(1)
         return logs

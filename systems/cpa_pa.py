@@ -24,9 +24,10 @@ OVERRIDES = {
                "evaluation.episodes": 50, "checkpoint_every": 5000},
     "sensor": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
                "evaluation.episodes": 50, "checkpoint_every": 5000},
-    "aloha": {"system.reward_scale": 0.01, "system.target_q_taken_beta": 1e4,  # as cpa_ar's
-              "system.target_update_period": 50, "system.ar_steps": 20_000, "training_steps": 25_000,
-              "evaluation.every": 5000, "evaluation.episodes": 50, "checkpoint_every": 5000},
+    "aloha": {"system.advantages": "continuation", "system.reward_scale": 0.01,  # as cpa_ar's
+              "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
+              "system.ar_steps": 5000, "training_steps": 10_000, "evaluation.every": 5000,
+              "evaluation.episodes": 50, "checkpoint_every": 5000},
 }
 
 

@@ -118,6 +118,7 @@ def test_eq8_threshold_keeps_actions_above_beta():
     (lambda: CPAPAConfig(pool_size=0), "system.pool_size"),
     (lambda: CPAPAConfig(pool_size=2.5), "system.pool_size"),
     (lambda: CPAPAConfig(key_mode="random"), "system.key_mode"),
+    (lambda: CPAARConfig(advantages="joint"), "system.advantages"),
 ])
 def test_bad_beta_or_pool_size_is_refused_naming_the_field(config, field):
     with pytest.raises(ConfigError, match=field):
@@ -241,6 +242,46 @@ def test_cpa_table_distils_the_finished_ar_runs_instead_of_training_new_teachers
     # one sweep per task, 3 datasets x 2 seeds each, only the distillation steps (training - AR steps)
     assert sorted((envs.pop(), n, steps) for _, envs, n, _, steps in calls[1:]) == [
         ("aloha", 6, 5000), ("bridge", 6, 5000), ("matrix", 6, 3000), ("matrix", 6, 3000), ("sensor", 6, 5000)]
+
+
+def test_continuation_values_are_q_tot_after_the_later_agents_greedy_actions():
+    env = get_environment("cpa", "matrix", "permutation")  # 4 agents, 4 actions
+    tf.random.set_seed(3)
+    system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(16, 16))
+    rng = np.random.default_rng(0)
+    rows, n, a = 6, 4, 4
+    state = tf.constant(rng.normal(size=(rows, int(env.state_shape[-1]))), tf.float32)
+    actions = rng.integers(0, a, size=(rows, n)).astype(np.int32)
+    legals = np.ones((rows, n, a), np.float32)
+    legals[:, 2, [0, 1]] = 0.0  # agent 2 may only continue with actions 2 or 3
+    values = cpa.continuation_values(system.policy, system.critic, system.mixer, state,
+                                     tf.constant(actions), tf.constant(legals)).numpy()
+    assert values.shape == (rows, n, a)
+    for i in range(n):
+        for x in range(a):
+            joint = actions.copy()
+            joint[:, i] = x
+            for j in range(i + 1, n):  # the definition, one agent at a time
+                logits = system.policy.agent(state, tf.constant(joint), j).numpy()
+                joint[:, j] = np.where(legals[:, j] > 0, logits, -np.inf).argmax(-1)
+            if i < 2:
+                assert set(joint[:, 2]) <= {2, 3}
+            q = system.critic(state, tf.constant(joint)).numpy()  # (rows,N,A)
+            q_taken = np.take_along_axis(q, joint[..., None], -1)[..., 0]
+            expected = system.mixer(tf.constant(q_taken), state).numpy()
+            np.testing.assert_allclose(values[:, i, x], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_ar_with_continuation_advantages_solves_xor_complete():
+    """Complete holds all four joint actions, so imitation alone would not solve it."""
+    env, buffer = matrix_buffer("cpa", "xor", "Complete")
+    tf.random.set_seed(0)
+    system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3,
+                             advantages="continuation", advantages_beta=0.3)
+    for _ in range(300):
+        system.train_step(buffer.sample())
+    joint = system.joint_policy(np.ones((1, int(env.state_shape[-1])), np.float32))[0]
+    assert joint[AB] + joint[BA] > 0.95
 
 
 def test_reward_scale_scales_the_critics_target_and_is_checked():

@@ -105,15 +105,24 @@ def critic_loss_eq3(q_tot, target_q_tot, rewards, dones, gamma, beta):
     return tf.reduce_mean(0.5 * tf.square(tf.stop_gradient(y) - q_tot[:, :-1]))
 
 
-def maicq_losses(batch: Batch, logits, q, target_q, mixer: QMixer, target_mixer: QMixer, cfg):
+def maicq_losses(batch: Batch, logits, q, target_q, mixer: QMixer, target_mixer: QMixer, cfg,
+                 values=None):
     """Both MAICQ losses on one batch. logits, q, target_q (B,T,N,A) from any networks
-    (per-agent ones for MAICQ, autoregressive ones for CPA-AR) -> (loss, logs)."""
+    (per-agent ones for MAICQ, autoregressive ones for CPA-AR) -> (loss, logs).
+
+    `values` (B,T-1,N,A), when given, replaces Q_i in the policy's advantages; they are
+    then values of the team (CPA-AR's continuation values), so the credit is uniform, 1/N.
+    """
     taken = tf.one_hot(batch.actions, q.shape[-1])  # (B,T,N,A)
     log_pi = tf.nn.log_softmax(masked_logits(logits, batch.legals))  # (B,T,N,A), legal actions only
     q_taken = tf.reduce_sum(taken * q, -1)  # (B,T,N)
-    baseline = tf.reduce_sum(tf.exp(log_pi) * q, -1)  # E_pi[Q_i], (B,T,N)
-    advantages = tf.stop_gradient(q_taken - baseline)[:, :-1]  # (B,T-1,N)
-    credits = mixer.k(batch.state)[:, :-1]  # k_i(s), (B,T-1,N)
+    if values is None:
+        values, credits = q[:, :-1], mixer.k(batch.state)[:, :-1]  # Q_i and k_i(s), (B,T-1,N,...)
+    else:
+        credits = tf.fill(tf.shape(q_taken[:, :-1]), 1.0 / q.shape[-2])
+    pi = tf.exp(log_pi[:, :-1])
+    advantages = tf.stop_gradient(tf.reduce_sum(taken[:, :-1] * values, -1)
+                                  - tf.reduce_sum(pi * values, -1))  # A_i - E_pi, (B,T-1,N)
     logpi_taken = tf.reduce_sum(taken * log_pi, -1)[:, :-1]  # (B,T-1,N)
     policy_loss = policy_loss_eq2(logpi_taken, advantages, credits, cfg.advantages_beta)
     q_tot = mixer(q_taken, batch.state)  # (B,T)
