@@ -26,8 +26,8 @@ _GRID = {**_SMALL, "system.hidden_sizes": (128, 128), "system.critic_hidden_size
          "checkpoint_every": 5000}
 
 OVERRIDES = {
-    "matrix": {**_SMALL, "system.cql_alpha": 0.1, "training_steps": 300, "evaluation.every": 150, "evaluation.episodes": 1000,
-               "checkpoint_every": 150},
+    "matrix": {**_SMALL, "system.cql_alpha": 0.1, "training_steps": 300, "evaluation.every": 150,
+               "evaluation.episodes": 1000, "checkpoint_every": 150},
     "bridge": _GRID,
     "sensor": _GRID,
     "aloha": _GRID,
