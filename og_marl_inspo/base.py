@@ -42,6 +42,9 @@ class BaseOfflineSystem:
         # P(a_i|s) of the last `act` call, (E,N,A): the acting policy's per-agent action
         # marginals, read by the evaluation for the policy average entropy (CPA Eq. 19).
         self.last_marginals: Optional[np.ndarray] = None
+        # Per-episode figures (E,) of the last `act` call, name -> array, that the evaluation
+        # averages over every visited state (e.g. cpa_pa's `teacher_agreement`); None if none.
+        self.last_step_stats: Optional[Dict[str, np.ndarray]] = None
 
     # ------------------------------------------------------------- OG-MARL API
     @property

@@ -21,7 +21,9 @@ networks do not depend on beta, so one teacher per seed serves every bar of Figs
 
 Both report the per-agent action marginals of the acting policy for the policy
 average entropy (Eqs. 19-21): Eq. 20 by enumeration (or Monte Carlo) for AR, Eq. 21 by
-Monte Carlo over keys for PA.
+Monte Carlo over keys for PA. Greedy PA also reports `teacher_agreement`: the fraction
+of agent decisions, over the states its evaluation visits, equal to its AR teacher's
+greedy joint action there (ours: it measures the distillation where it is used).
 
 Departures and readings (each a config field, marked `# ours:` below): network layout
 and sizes; Eq. 8's masked actions get weight 0 (`threshold_weighting`); Eq. 11 as the
@@ -329,11 +331,11 @@ class CPAARSystem(BaseOfflineSystem):
         s = _state_input(obs, state)
         legals = tf.convert_to_tensor(legals, tf.float32)
         rows, n, a = int(s.shape[0]), self.num_agents, self.num_actions
-        actions = np.zeros((rows, n), np.int64)
-        for i in range(n):  # sequential on purpose: agent i sees a_<i
-            if self.eval_mode == "greedy":
-                actions[:, i] = self._agent_probs(i, s, actions, legals[:, i]).numpy().argmax(-1)
-            else:
+        if self.eval_mode == "greedy":
+            actions = self.greedy_joint_action(s, legals)
+        else:
+            actions = np.zeros((rows, n), np.int64)
+            for i in range(n):  # sequential on purpose: agent i sees a_<i
                 probs = self._thresholded(i, s, actions, legals[:, i])
                 actions[:, i] = sample_actions(np.where(probs > 0, np.log(np.maximum(probs, 1e-30)),
                                                         MASK_VALUE), rng)
@@ -345,6 +347,13 @@ class CPAARSystem(BaseOfflineSystem):
                                                            tf.gather(legals[:, i], index)),
                 rows, n, a, rng, self.config.entropy_samples)
         return actions.astype(np.int32)
+
+    def greedy_joint_action(self, state: tf.Tensor, legals: tf.Tensor) -> np.ndarray:
+        """The deterministic mode of Eq. 4: a_i = argmax pi_i(.|s, a_<i) in turn, (M,N)."""
+        actions = np.zeros((int(state.shape[0]), self.num_agents), np.int64)
+        for i in range(self.num_agents):  # sequential on purpose: agent i sees a_<i
+            actions[:, i] = self._agent_probs(i, state, actions, legals[:, i]).numpy().argmax(-1)
+        return actions
 
     def joint_policy(self, state: np.ndarray, legals: Optional[np.ndarray] = None) -> np.ndarray:
         """pi^beta(a_1..a_N|s) of Eq. 4 for every joint action, (rows,) + (A,)*N (small games)."""
@@ -536,6 +545,9 @@ class CPAPASystem(CPAARSystem):
             j = self.agreed_index(s, tf.convert_to_tensor(rng.standard_normal((rows, self.key_size())),
                                                           tf.float32)).numpy()
         actions = entries[np.arange(rows), j]  # (E,N)
+        if self.eval_mode == "greedy":  # how much of the deterministic teacher survives distillation
+            same = actions == self.greedy_joint_action(s, legals)
+            self.last_step_stats = {"teacher_agreement": same.mean(-1)}
         if self.eval_mode == "greedy" or self.config.pool_size == 1:
             self.last_marginals = np.eye(a)[actions]
         else:  # Eq. 21 by Monte Carlo over keys k ~ N(0, I)

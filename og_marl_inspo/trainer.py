@@ -28,6 +28,7 @@ from og_marl_inspo.errors import TrainingError
 
 
 TRAIN_LOG_EVERY = 100  # steps between train-log writes (TensorBoard, JSON lines)
+STEP_SUM = "_state_sums"  # suffix of run_episodes' sums of a system's `last_step_stats`
 
 
 def eval_seed(seed: int, step: int) -> int:
@@ -40,10 +41,11 @@ def run_episodes(system, environment, num_episodes: int, seed: int,
     """Run `num_episodes` episodes at once (one policy call per step for all of them).
 
     Returns per-episode `episode_returns` (OG-MARL's return: the sum over steps of the
-    team reward), `episode_lengths` and any per-episode statistics the environment's
-    batch reports (e.g. `win_rate`). An environment whose copies are expensive (a
-    StarCraft II process each) caps the episodes run at once with
-    `max_parallel_episodes`; the rest follow in chunks.
+    team reward), `episode_lengths`, any per-episode statistics the environment's
+    batch reports (e.g. `win_rate`) and the sums over visited states of the figures the
+    system reports in `last_step_stats` (keys ending in STEP_SUM). An environment whose
+    copies are expensive (a StarCraft II process each) caps the episodes run at once
+    with `max_parallel_episodes`; the rest follow in chunks.
     """
     chunk = getattr(environment, "max_parallel_episodes", None) or num_episodes
     parts = [_run_batch(system, environment, min(chunk, num_episodes - start), seed + start, max_steps)
@@ -60,11 +62,14 @@ def _run_batch(system, environment, num_episodes: int, seed: int, max_steps: int
     lengths = np.zeros(num_episodes, dtype=np.int64)
     entropy = np.zeros(num_episodes)  # sum over visited states of (1/N) sum_i H2(P(a_i|s))
     active = np.ones(num_episodes, dtype=bool)
+    step_sums: Dict[str, np.ndarray] = {}  # the system's own per-state figures, summed
     for _ in range(max_steps):
         if not active.any():
             break
-        system.last_marginals = None
+        system.last_marginals = system.last_step_stats = None
         actions = system.act(obs, legals, rng, state)
+        for key, value in (getattr(system, "last_step_stats", None) or {}).items():
+            step_sums[key] = step_sums.get(key, 0.0) + np.where(active, value, 0.0)
         if entropy is not None and getattr(system, "last_marginals", None) is not None:
             entropy += np.where(active, mean_entropy_bits(system.last_marginals), 0.0)
         else:
@@ -78,6 +83,7 @@ def _run_batch(system, environment, num_episodes: int, seed: int, max_steps: int
     result = {"episode_returns": returns, "episode_lengths": lengths}
     if entropy is not None:
         result["policy_entropy_sums"] = entropy
+    result.update({f"{key}{STEP_SUM}": value for key, value in step_sums.items()})
     stats = getattr(batch, "stats", None)
     if callable(stats):
         result.update({k: np.asarray(v, dtype=np.float64) for k, v in stats().items()})
@@ -104,6 +110,8 @@ def evaluation_record(system, environment, step: int, episodes: int, seed: int) 
     lengths = out.pop("episode_lengths")
     if "policy_entropy_sums" in out:  # CPA Eq. 19: E over every visited state
         record["policy_average_entropy"] = float(out.pop("policy_entropy_sums").sum() / lengths.sum())
+    for key in [k for k in out if k.endswith(STEP_SUM)]:  # the system's figures, per visited state
+        record[key[:-len(STEP_SUM)]] = float(out.pop(key).sum() / lengths.sum())
     record.update({k: float(np.mean(v)) for k, v in out.items()})
     return record
 

@@ -76,6 +76,22 @@ def test_greedy_pa_and_ar_are_deterministic_and_solve_xor(xor_pa):
     finally:
         system.eval_mode = "stochastic"
     assert record["episode_return_mean"] == 1.0 and record["policy_average_entropy"] == 0.0
+    assert record["teacher_agreement"] == 1.0  # PA's joint action is the AR teacher's
+
+
+def test_teacher_agreement_counts_the_agents_that_act_as_the_ar_teacher(xor_pa, monkeypatch):
+    env, system = xor_pa
+    distilled = system.entry_actions
+
+    def second_agent_flipped(state, legals):  # agent 2 always takes the other action
+        return tf.constant(distilled(state, legals).numpy() ^ np.array([0, 1]))
+
+    monkeypatch.setattr(system, "entry_actions", second_agent_flipped)
+    monkeypatch.setattr(system, "eval_mode", "greedy")
+    record = evaluation_record(system, env, 0, 50, seed=0)
+    assert record["teacher_agreement"] == 0.5 and record["episode_return_mean"] == 0.0
+    monkeypatch.setattr(system, "eval_mode", "stochastic")  # no single teacher action to compare
+    assert "teacher_agreement" not in evaluation_record(system, env, 0, 20, seed=0)
 
 
 def test_policy_average_entropy_equals_hand_computed_values():
