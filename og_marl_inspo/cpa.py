@@ -28,7 +28,8 @@ greedy joint action there (ours: it measures the distillation where it is used).
 Departures and readings (each a config field, marked `# ours:` below): network layout
 and sizes; Eq. 8's masked actions get weight 0 (`threshold_weighting`); Eq. 11 as the
 standard straight-through code; the VQ commitment weight (`vq_beta`, not Eq. 8's beta);
-the decoder also reads s (`decoder_uses_state`); the prior head and key (`key_mode`);
+the decoder also reads s (`decoder_uses_state`), and may be one MLP for every agent
+(`decoder_layout`); the prior head and key (`key_mode`);
 pool entries no batch row chose are pulled toward random encoded labels (`revive_weight`,
 the dead-code restart of VQ practice: without it 8 entries fell into 2 on Permutation);
 the teacher's samples are redrawn every step; MLP networks only (CPA is stated for
@@ -60,6 +61,7 @@ from og_marl_inspo.td import hard_update
 THRESHOLD_WEIGHTINGS = ("exp", "renormalised")
 ADVANTAGES = ("agent_q", "continuation")
 KEY_MODES = ("gumbel_prior", "nearest")
+DECODER_LAYOUTS = ("agentwise", "shared")
 MAX_ENUMERATED_PREFIXES = 4096  # Eq. 20 is enumerated up to this many a_<i, else Monte Carlo
 
 
@@ -105,6 +107,8 @@ class CPAPAConfig(CPAARConfig):
     decoder_uses_state: bool = True  # ours: decoders read [e', s] (Eq. 12 writes e' only)
     key_mode: str = "gumbel_prior"   # ours (algorithms.md 3.3); "nearest": argmin_j |k - e_j(s)|
     revive_weight: float = 1.0       # ours: pull entries no row chose toward random encoded labels
+    decoder_layout: str = "agentwise"  # Eq. 12's per-agent omega_{p_i}; "shared" (ours): one MLP
+    #                                    over [e', s, one-hot(i)] for every agent, as the AR heads
 
     def __post_init__(self) -> None:
         self.pool_hidden_sizes = tuple(self.pool_hidden_sizes)
@@ -123,6 +127,8 @@ class CPAPAConfig(CPAARConfig):
             ("pa_lr", self.pa_lr > 0, "must be > 0"),
             ("revive_weight", self.revive_weight >= 0, "must be >= 0"),
             ("key_mode", self.key_mode in KEY_MODES, f"choose one of {', '.join(KEY_MODES)}"),
+            ("decoder_layout", self.decoder_layout in DECODER_LAYOUTS,
+             f"choose one of {', '.join(DECODER_LAYOUTS)}"),
         ])
 
 
@@ -431,8 +437,8 @@ class CPAPASystem(CPAARSystem):
         self.pool = snt.nets.MLP(list(cfg.pool_hidden_sizes) + [c * d], name="action_pool")  # AP(s)
         self.prior = snt.nets.MLP(list(cfg.pool_hidden_sizes) + [c], name="pool_prior")  # g(s), ours
         self.encoder = snt.nets.MLP(list(cfg.coder_hidden_sizes) + [d], name="joint_encoder")  # z_e
-        self.decoder = Torso("mlp", n, a, cfg.coder_hidden_sizes, layout="agentwise",
-                             name="decoders")  # p_i(a_i | e'[, s]), one parameter set per agent
+        self.decoder = Torso("mlp", n, a, cfg.coder_hidden_sizes, layout=cfg.decoder_layout,
+                             name="decoders")  # p_i(a_i | e'[, s]), per agent or shared (ours)
         s = tf.zeros([1, self.state_size])
         self.pool(s), self.prior(s), self.encoder(tf.zeros([1, n * a]))
         self.decoder.unroll(tf.zeros([1, 1, n, d + (self.state_size if cfg.decoder_uses_state else 0)]))
@@ -463,6 +469,9 @@ class CPAPASystem(CPAARSystem):
         if self.config.decoder_uses_state:  # ours
             x = tf.concat([code, tf.broadcast_to(state[:, None], tf.concat([tf.shape(code)[:2],
                                                                            [self.state_size]], 0))], -1)
+        if self.config.decoder_layout == "shared":  # ours: one MLP, agent i's one-hot appended
+            x = tf.broadcast_to(x[:, :, None], tf.concat([tf.shape(x)[:2], [n, x.shape[-1]]], 0))
+            return tf.nn.log_softmax(self.decoder.unroll(x))  # (M,K,N,A)
         x = tf.broadcast_to(x[None], tf.concat([[n], tf.shape(x)[:2], [x.shape[-1]]], 0))  # (N,M,K,in)
         logits = agentwise_unroll("mlp", agentwise_variables(self.decoder), x)  # (N,M,K,A)
         return tf.nn.log_softmax(tf.transpose(logits, [1, 2, 0, 3]))  # (M,K,N,A)

@@ -94,6 +94,22 @@ def test_teacher_agreement_counts_the_agents_that_act_as_the_ar_teacher(xor_pa, 
     assert "teacher_agreement" not in evaluation_record(system, env, 0, 20, seed=0)
 
 
+def test_shared_decoders_tell_the_agents_apart_by_their_id_on_xor():
+    """One decoder MLP for every agent (ours): on AB+BA both agents read the same (e', s), so
+    only the appended one-hot id lets them decode different parts of the teacher's AB or BA."""
+    tf.random.set_seed(0)
+    env, buffer = matrix_buffer("cpa", "xor", "AB+BA")
+    system = CPAPASystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3, ar_steps=150,
+                         pa_lr=3e-3, eval_mode="greedy", decoder_layout="shared")
+    for _ in range(300):
+        system.train_step(buffer.sample())
+    kernels = [v for v in system.decoder.trainable_variables if "w:" in v.name]
+    assert kernels and all(v.shape.rank == 2 for v in kernels)  # no per-agent stack
+    assert system.config.code_dim + 1 + 2 in {v.shape[0] for v in kernels}  # [e', s, one-hot(i)]
+    record = evaluation_record(system, env, 0, 50, seed=0)
+    assert record["episode_return_mean"] == 1.0 and record["teacher_agreement"] == 1.0
+
+
 def test_policy_average_entropy_equals_hand_computed_values():
     assert mean_entropy_bits(np.array([[[0.5, 0.5], [1.0, 0.0]]])) == pytest.approx([0.5])
     assert mean_entropy_bits(np.full((2, 3, 4), 0.25)) == pytest.approx([2.0, 2.0])
@@ -135,6 +151,7 @@ def test_eq8_threshold_keeps_actions_above_beta():
     (lambda: CPAPAConfig(pool_size=2.5), "system.pool_size"),
     (lambda: CPAPAConfig(key_mode="random"), "system.key_mode"),
     (lambda: CPAARConfig(advantages="joint"), "system.advantages"),
+    (lambda: CPAPAConfig(decoder_layout="tied"), "system.decoder_layout"),
 ])
 def test_bad_beta_or_pool_size_is_refused_naming_the_field(config, field):
     with pytest.raises(ConfigError, match=field):
