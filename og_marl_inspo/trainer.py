@@ -28,7 +28,7 @@ from og_marl_inspo.errors import TrainingError
 
 
 TRAIN_LOG_EVERY = 100  # steps between train-log writes (TensorBoard, JSON lines)
-STEP_SUM = "_state_sums"  # suffix of run_episodes' sums of a system's `last_step_stats`
+STEP_SUM = "_state_sums"  # suffix of run_episodes' per-state sums (entropy, `last_step_stats`)
 
 
 def eval_seed(seed: int, step: int) -> int:
@@ -42,8 +42,9 @@ def run_episodes(system, environment, num_episodes: int, seed: int,
 
     Returns per-episode `episode_returns` (OG-MARL's return: the sum over steps of the
     team reward), `episode_lengths`, any per-episode statistics the environment's
-    batch reports (e.g. `win_rate`) and the sums over visited states of the figures the
-    system reports in `last_step_stats` (keys ending in STEP_SUM). An environment whose
+    batch reports (e.g. `win_rate`) and, under keys ending in STEP_SUM, sums over visited
+    states of the policy average entropy and of the figures the system reports in
+    `last_step_stats` (each only if reported at every step). An environment whose
     copies are expensive (a StarCraft II process each) caps the episodes run at once
     with `max_parallel_episodes`; the rest follow in chunks.
     """
@@ -60,20 +61,21 @@ def _run_batch(system, environment, num_episodes: int, seed: int, max_steps: int
     system.reset(num_episodes)
     returns = np.zeros(num_episodes)
     lengths = np.zeros(num_episodes, dtype=np.int64)
-    entropy = np.zeros(num_episodes)  # sum over visited states of (1/N) sum_i H2(P(a_i|s))
     active = np.ones(num_episodes, dtype=bool)
-    step_sums: Dict[str, np.ndarray] = {}  # the system's own per-state figures, summed
-    for _ in range(max_steps):
+    sums: Dict[str, np.ndarray] = {}  # per-state figures summed over the visited states
+    dropped = set()  # figures some step did not report
+    for step in range(max_steps):
         if not active.any():
             break
         system.last_marginals = system.last_step_stats = None
         actions = system.act(obs, legals, rng, state)
-        for key, value in (getattr(system, "last_step_stats", None) or {}).items():
-            step_sums[key] = step_sums.get(key, 0.0) + np.where(active, value, 0.0)
-        if entropy is not None and getattr(system, "last_marginals", None) is not None:
-            entropy += np.where(active, mean_entropy_bits(system.last_marginals), 0.0)
-        else:
-            entropy = None  # a system that does not report its marginals
+        figures = dict(getattr(system, "last_step_stats", None) or {})
+        if getattr(system, "last_marginals", None) is not None:  # CPA Eq. 19 inside E_s
+            figures["policy_average_entropy"] = mean_entropy_bits(system.last_marginals)
+        if step:
+            dropped |= set(sums) ^ set(figures)  # missing now, or missing before
+        for key, value in figures.items():
+            sums[key] = sums.get(key, 0.0) + np.where(active, value, 0.0)
         obs, legals, state, rewards, done = batch.step(actions, active)
         returns += np.where(active, rewards, 0.0)
         lengths += active
@@ -81,9 +83,7 @@ def _run_batch(system, environment, num_episodes: int, seed: int, max_steps: int
     else:
         raise TrainingError(f"evaluation episodes did not end within {max_steps} steps")
     result = {"episode_returns": returns, "episode_lengths": lengths}
-    if entropy is not None:
-        result["policy_entropy_sums"] = entropy
-    result.update({f"{key}{STEP_SUM}": value for key, value in step_sums.items()})
+    result.update({f"{key}{STEP_SUM}": value for key, value in sums.items() if key not in dropped})
     stats = getattr(batch, "stats", None)
     if callable(stats):
         result.update({k: np.asarray(v, dtype=np.float64) for k, v in stats().items()})
@@ -108,9 +108,7 @@ def evaluation_record(system, environment, step: int, episodes: int, seed: int) 
               "episode_return_std": float(returns.std()), "episodes": int(episodes),
               "episode_returns": [float(r) for r in returns]}
     lengths = out.pop("episode_lengths")
-    if "policy_entropy_sums" in out:  # CPA Eq. 19: E over every visited state
-        record["policy_average_entropy"] = float(out.pop("policy_entropy_sums").sum() / lengths.sum())
-    for key in [k for k in out if k.endswith(STEP_SUM)]:  # the system's figures, per visited state
+    for key in [k for k in out if k.endswith(STEP_SUM)]:  # E over every visited state (CPA Eq. 19)
         record[key[:-len(STEP_SUM)]] = float(out.pop(key).sum() / lengths.sum())
     record.update({k: float(np.mean(v)) for k, v in out.items()})
     return record

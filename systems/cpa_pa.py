@@ -31,8 +31,8 @@ OVERRIDES = {
     # -105 and 39, so more steps alone do not fix it (not yet solved). The cause is coverage:
     # only 6 % (Poor) and 10 % (Good) of the states the teacher visits are in the dataset. PA
     # matches the teacher on those (1-2 % of agent decisions differ) but not elsewhere (10-26 %).
-    # `system.decoder_layout=shared` gave 60.7 on Poor seed 1 (-70.1) but 27.8 on Good seed 0
-    # (36.8): measured on one seed each, so not yet the default.
+    # `system.decoder_layout=shared` gave 60.7 on Poor seed 1 (-70.1) and 45.0 on Poor seed 0
+    # (-29.9) but 27.8 on Good seed 0 (36.8): not yet measured enough to be the default.
     "aloha": {"system.advantages": "continuation", "system.reward_scale": 0.01,  # as cpa_ar's
               "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
               "system.ar_steps": 5000, "training_steps": 10_000, "evaluation.every": 5000,
