@@ -24,16 +24,18 @@ OVERRIDES = {
                "evaluation.episodes": 50, "checkpoint_every": 5000},
     "sensor": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
                "evaluation.episodes": 50, "checkpoint_every": 5000},
-    # Aloha's 5 000 distillation steps are not enough: on Poor (5 seeds) PA returns -70 to 25
-    # where its teachers return 63 to 87, with 13 collisions per episode at seed 1. Measured on
-    # seed 1: pa_lr 2e-3 and 128x128 coders give 18.7 at 5 000 steps; over 20 000 steps the
-    # reconstruction loss falls to 0.004 on dataset states while the return swings between
-    # -105 and 39, so more steps alone do not fix it (not yet solved). The cause is coverage:
-    # only 6 % (Poor) and 10 % (Good) of the states the teacher visits are in the dataset. PA
-    # matches the teacher on those (1-2 % of agent decisions differ) but not elsewhere (10-26 %).
-    # `system.decoder_layout=shared` gave 60.7 on Poor seed 1 (-70.1) and 45.0 on Poor seed 0
-    # (-29.9) but 27.8 on Good seed 0 (36.8): not yet measured enough to be the default.
-    "aloha": {"system.advantages": "continuation", "system.reward_scale": 0.01,  # as cpa_ar's
+    # Aloha: ours, one decoder MLP over [e', s, one-hot(i)] (`decoder_layout=shared`). Over the
+    # same 15 teachers (5 seeds x Poor / Medium / Good, 5 000 distillation steps) it returns
+    # 44.8 / 16.1 / 31.6 where Eq. 12's per-agent decoders return -10.2 / 9.7 / 31.6; the
+    # paper's PA has 73.1 / 73.3 / 75.3 and our teachers 79.4 / 86.9 / 87.5 (not yet solved).
+    # The cause is coverage: only 6 % (Poor) and 10 % (Good) of the states the teacher visits
+    # are in the dataset. PA matches the teacher on those (1-2 % of agent decisions differ) but
+    # not elsewhere (10-26 %). Measured and not kept: pa_lr 2e-3 with 128x128 coders (Poor
+    # seed 1, 20 000 steps: the return swings between -105 and 39); distilling also on states
+    # one feature away from the batch's (Poor seeds 0-1, shared: 10.5 and 50.8 against 45.0
+    # and 60.7).
+    "aloha": {"system.decoder_layout": "shared",
+              "system.advantages": "continuation", "system.reward_scale": 0.01,  # as cpa_ar's
               "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
               "system.ar_steps": 5000, "training_steps": 10_000, "evaluation.every": 5000,
               "evaluation.episodes": 50, "checkpoint_every": 5000},
