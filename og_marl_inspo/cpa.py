@@ -35,7 +35,8 @@ the dead-code restart of VQ practice: without it 8 entries fell into 2 on Permut
 the teacher's samples are redrawn every step; MLP networks only (CPA is stated for
 MMDPs: the policies read the global state); Eq. 5's values may be the team's Q_tot after
 the later agents' greedy actions instead of agent i's own Q_i (`advantages`, see
-`continuation_values`: Q_i alone is not identified under teacher forcing).
+`continuation_values`: Q_i alone is not identified under teacher forcing); the AR policy
+may start by BC (MAICQ's `bc_warmup_steps`).
 """
 
 from __future__ import annotations
@@ -317,7 +318,8 @@ class CPAARSystem(BaseOfflineSystem):
             logits = self.policy(batch.state, batch.actions)  # (B,T,N,A)
             q = self.critic(batch.state, batch.actions)  # (B,T,N,A)
             loss, logs = maicq_losses(batch, logits, q, target_q, self.mixer, self.target_mixer,
-                                      self.config, values)  # CPA Eq. 5 (policy) and Eq. 7 (critic)
+                                      self.config, values,  # CPA Eq. 5 (policy) and Eq. 7 (critic)
+                                      bc_only=self.ar_updates < self.config.bc_warmup_steps)
         apply_clipped(self.optimizer, tape, loss, variables, self.config.grad_clip)
         self.ar_updates.assign_add(1)
         return logs

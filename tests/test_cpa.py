@@ -152,6 +152,8 @@ def test_eq8_threshold_keeps_actions_above_beta():
     (lambda: CPAPAConfig(key_mode="random"), "system.key_mode"),
     (lambda: CPAARConfig(advantages="joint"), "system.advantages"),
     (lambda: CPAPAConfig(decoder_layout="tied"), "system.decoder_layout"),
+    (lambda: CPAARConfig(bc_warmup_steps=-1), "system.bc_warmup_steps"),
+    (lambda: CPAARConfig(bc_warmup_steps=2.5), "system.bc_warmup_steps"),
 ])
 def test_bad_beta_or_pool_size_is_refused_naming_the_field(config, field):
     with pytest.raises(ConfigError, match=field):
@@ -173,6 +175,26 @@ def test_maicq_trains_on_xor_b_and_acts_legally():
     system.reset(64)
     actions = system.act(np.ones((64, 2, 1), np.float32), legals, np.random.default_rng(0))
     assert (actions[:, 0] == 0).all() and system.last_marginals[:, 0, 1].max() == 0.0
+
+
+def test_bc_warmup_trains_the_policy_by_bc_for_its_steps_then_by_eq2():
+    from og_marl_inspo.baselines.maicq import MAICQSystem
+    from og_marl_inspo.batch import unpack
+    from og_marl_inspo.networks import masked_logits
+
+    tf.random.set_seed(0)
+    env, buffer = matrix_buffer("inspo", "xor", "B", batch=64)
+    system = MAICQSystem(env, seed=0, hidden_sizes=(16, 16), bc_warmup_steps=2)
+    for step in range(4):
+        experience = buffer.sample()
+        batch = unpack(experience)  # BC's loss under the policy as it is before this update
+        log_pi = tf.nn.log_softmax(masked_logits(system.policy.unroll(batch.obs, batch.resets), batch.legals))
+        taken = np.take_along_axis(log_pi.numpy(), batch.actions.numpy()[..., None], -1)[:, :-1]
+        logged = float(system.train_step(experience)["policy_loss"])
+        if step < 2:
+            assert logged == pytest.approx(-taken.mean(), rel=1e-5)
+        else:  # Eq. 2's credit- and advantage-weighted likelihood from update 3 on
+            assert abs(logged + taken.mean()) > 1e-3
 
 
 def test_revival_pulls_only_unchosen_pool_entries_toward_encoded_labels():

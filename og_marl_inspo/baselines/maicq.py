@@ -20,7 +20,8 @@ Departures (each a config field marked `# ours:`): MLP torso and lr 5e-4 for the
 small games; the credit k_i(s) is a constant in the policy loss (the policy loss
 trains the policy; the mixer learns from the TD loss only); the losses average over
 the B*(T-1) transitions of a window; `reward_scale` multiplies the rewards in the
-critic's target (1 by default; CPA's Aloha configs use 0.01). Not implemented: the
+critic's target (1 by default; CPA's Aloha configs use 0.01); `bc_warmup_steps` trains the
+policy by BC for the first updates (0 by default). Not implemented: the
 original MAICQ variant (state critic, TD(lambda), RMSprop) of algorithms.md 4.4.
 """
 
@@ -51,6 +52,8 @@ class MAICQConfig:
     hypernet_embed_dim: int = 64
     target_update_period: int = 200  # hard copy of critic and mixer (OG-MARL)
     reward_scale: float = 1.0        # ours: rewards are multiplied by this in the critic's target
+    bc_warmup_steps: int = 0         # ours: the first this many updates train the policy by BC
+    #                                  (every weight of Eq. 2 set to 1); the critic trains throughout
     grad_clip: float = 10.0          # global norm (pymarl, OG-MARL)
     add_agent_id_to_obs: bool = True
     eval_mode: str = "greedy"        # OG-MARL's MAICQ acts greedily
@@ -74,6 +77,8 @@ def maicq_rules(cfg) -> list:
         ("hypernet_embed_dim", cfg.hypernet_embed_dim >= 1, "must be >= 1"),
         ("target_update_period", cfg.target_update_period >= 1, "must be >= 1"),
         ("reward_scale", cfg.reward_scale > 0, "must be > 0"),
+        ("bc_warmup_steps", isinstance(cfg.bc_warmup_steps, int) and not isinstance(cfg.bc_warmup_steps, bool)
+         and cfg.bc_warmup_steps >= 0, "must be an integer >= 0"),
         ("grad_clip", cfg.grad_clip > 0, "must be > 0"),
         ("eval_mode", cfg.eval_mode in EVAL_MODES, f"choose one of {', '.join(EVAL_MODES)}"),
     ]
@@ -106,12 +111,14 @@ def critic_loss_eq3(q_tot, target_q_tot, rewards, dones, gamma, beta):
 
 
 def maicq_losses(batch: Batch, logits, q, target_q, mixer: QMixer, target_mixer: QMixer, cfg,
-                 values=None):
+                 values=None, bc_only=False):
     """Both MAICQ losses on one batch. logits, q, target_q (B,T,N,A) from any networks
     (per-agent ones for MAICQ, autoregressive ones for CPA-AR) -> (loss, logs).
 
     `values` (B,T-1,N,A), when given, replaces Q_i in the policy's advantages; they are
     then values of the team (CPA-AR's continuation values), so the credit is uniform, 1/N.
+    `bc_only` (a boolean, or a scalar tensor of one) replaces Eq. 2 by BC's -mean log pi_i(a_i):
+    the `bc_warmup_steps` phase (ours).
     """
     taken = tf.one_hot(batch.actions, q.shape[-1])  # (B,T,N,A)
     log_pi = tf.nn.log_softmax(masked_logits(logits, batch.legals))  # (B,T,N,A), legal actions only
@@ -124,7 +131,8 @@ def maicq_losses(batch: Batch, logits, q, target_q, mixer: QMixer, target_mixer:
     advantages = tf.stop_gradient(tf.reduce_sum(taken[:, :-1] * values, -1)
                                   - tf.reduce_sum(pi * values, -1))  # A_i - E_pi, (B,T-1,N)
     logpi_taken = tf.reduce_sum(taken * log_pi, -1)[:, :-1]  # (B,T-1,N)
-    policy_loss = policy_loss_eq2(logpi_taken, advantages, credits, cfg.advantages_beta)
+    policy_loss = tf.where(bc_only, -tf.reduce_mean(logpi_taken),
+                           policy_loss_eq2(logpi_taken, advantages, credits, cfg.advantages_beta))
     q_tot = mixer(q_taken, batch.state)  # (B,T)
     target_q_tot = target_mixer(tf.reduce_sum(taken * target_q, -1), batch.state)  # (B,T)
     critic_loss = critic_loss_eq3(q_tot, target_q_tot, cfg.reward_scale * batch.rewards, batch.dones,
@@ -198,7 +206,7 @@ class MAICQSystem(BaseOfflineSystem):
             logits = self.policy.unroll(batch.obs, batch.resets)  # (B,T,N,A)
             q = self.critic.unroll(batch.obs, batch.resets)  # (B,T,N,A)
             loss, logs = maicq_losses(batch, logits, q, target_q, self.mixer, self.target_mixer,
-                                      self.config)
+                                      self.config, bc_only=self.updates < self.config.bc_warmup_steps)
         apply_clipped(self.optimizer, tape, loss, variables, self.config.grad_clip)
         self.updates.assign_add(1)
         return logs
