@@ -179,6 +179,11 @@ def _get(config, dotted):
     return config
 
 
+def is_count(value, minimum: int = 0) -> bool:
+    """True for an integer (not a bool) >= minimum: the test of step and size fields."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def check_fields(obj, rules) -> None:
     """Dataclass validation helper: rules are (field, ok: bool, message) triples."""
     for field, ok, message in rules:

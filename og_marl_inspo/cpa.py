@@ -53,7 +53,7 @@ import tensorflow as tf
 from og_marl_inspo.base import BaseOfflineSystem
 from og_marl_inspo.baselines.maicq import MAICQConfig, apply_clipped, maicq_losses, maicq_rules
 from og_marl_inspo.batch import unpack
-from og_marl_inspo.config import check_fields
+from og_marl_inspo.config import check_fields, is_count
 from og_marl_inspo.errors import ConfigError
 from og_marl_inspo.networks import (MASK_VALUE, ARHead, QMixer, Torso, agentwise_unroll, agentwise_variables,
                                     masked_logits, sample_actions)
@@ -116,9 +116,8 @@ class CPAPAConfig(CPAARConfig):
         self.coder_hidden_sizes = tuple(self.coder_hidden_sizes)
         super().__post_init__()
         check_fields(self, [
-            ("ar_steps", isinstance(self.ar_steps, int) and self.ar_steps >= 0, "must be an integer >= 0"),
-            ("pool_size", isinstance(self.pool_size, int) and not isinstance(self.pool_size, bool)
-             and self.pool_size >= 1, "must be an integer >= 1"),
+            ("ar_steps", is_count(self.ar_steps), "must be an integer >= 0"),
+            ("pool_size", is_count(self.pool_size, 1), "must be an integer >= 1"),
             ("code_dim", self.code_dim >= 1, "must be >= 1"),
             ("pool_hidden_sizes", len(self.pool_hidden_sizes) > 0 and min(self.pool_hidden_sizes) > 0,
              "needs positive widths"),

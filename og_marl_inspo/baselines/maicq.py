@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from og_marl_inspo.base import EVAL_MODES, BaseOfflineSystem
 from og_marl_inspo.batch import Batch, unpack
-from og_marl_inspo.config import check_fields
+from og_marl_inspo.config import check_fields, is_count
 from og_marl_inspo.networks import QMixer, Torso, masked_logits
 from og_marl_inspo.td import hard_update
 
@@ -77,8 +77,7 @@ def maicq_rules(cfg) -> list:
         ("hypernet_embed_dim", cfg.hypernet_embed_dim >= 1, "must be >= 1"),
         ("target_update_period", cfg.target_update_period >= 1, "must be >= 1"),
         ("reward_scale", cfg.reward_scale > 0, "must be > 0"),
-        ("bc_warmup_steps", isinstance(cfg.bc_warmup_steps, int) and not isinstance(cfg.bc_warmup_steps, bool)
-         and cfg.bc_warmup_steps >= 0, "must be an integer >= 0"),
+        ("bc_warmup_steps", is_count(cfg.bc_warmup_steps), "must be an integer >= 0"),
         ("grad_clip", cfg.grad_clip > 0, "must be > 0"),
         ("eval_mode", cfg.eval_mode in EVAL_MODES, f"choose one of {', '.join(EVAL_MODES)}"),
     ]
