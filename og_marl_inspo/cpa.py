@@ -34,8 +34,9 @@ pool entries no batch row chose are pulled toward random encoded labels (`revive
 the dead-code restart of VQ practice: without it 8 entries fell into 2 on Permutation);
 the teacher's samples are redrawn every step; MLP networks only (CPA is stated for
 MMDPs: the policies read the global state); Eq. 5's values may be the team's Q_tot after
-the later agents' greedy actions instead of agent i's own Q_i (`advantages`, see
-`continuation_values`: Q_i alone is not identified under teacher forcing); the AR policy
+the later agents' greedy actions instead of agent i's own Q_i, or every agent may share the
+team's advantage Q_tot(s, a) - Q_tot(s, greedy a) (`advantages`, see `continuation_values`
+and `joint_advantages`: Q_i alone is not identified under teacher forcing); the AR policy
 may start by BC (MAICQ's `bc_warmup_steps`).
 """
 
@@ -60,7 +61,7 @@ from og_marl_inspo.networks import (MASK_VALUE, ARHead, QMixer, Torso, agentwise
 from og_marl_inspo.td import hard_update
 
 THRESHOLD_WEIGHTINGS = ("exp", "renormalised")
-ADVANTAGES = ("agent_q", "continuation")
+ADVANTAGES = ("agent_q", "continuation", "joint")
 KEY_MODES = ("gumbel_prior", "nearest")
 DECODER_LAYOUTS = ("agentwise", "shared")
 MAX_ENUMERATED_PREFIXES = 4096  # Eq. 20 is enumerated up to this many a_<i, else Monte Carlo
@@ -75,7 +76,8 @@ class CPAARConfig(MAICQConfig):
     entropy_samples: int = 1000      # Monte Carlo samples for Eq. 20 when enumeration is too large
     teacher_checkpoint: str = ""     # a cpa_ar run's checkpoint directory: start from its AR networks
     advantages: str = "agent_q"      # Eq. 5's values: Q_i(s, a_i, a_<i), or "continuation" (ours,
-    #                                  Q_tot with the later agents' greedy actions; continuation_values)
+    #                                  Q_tot with the later agents' greedy actions; continuation_values),
+    #                                  or "joint" (ours, Q_tot(s, a) - Q_tot(s, greedy a); joint_advantages)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -148,6 +150,47 @@ def distillation_steps(env: str, scenario: str) -> int:
 
 
 # ------------------------------------------------------------------ Eq. 5's values (ours)
+def greedy_completion(policy: ARHead, state: tf.Tensor, actions: tf.Tensor, legals: tf.Tensor,
+                      fill: tf.Tensor) -> tf.Tensor:
+    """`actions` (...,N) int with every slot j where `fill[..., j]` is 1 replaced, in turn
+    j = 0..N-1, by the highest legal logit of pi_j(.|s, a_<j) given the slots before it.
+    state (...,S), legals (...,N,A); `fill` (...,N) int, broadcast against actions."""
+    n = actions.shape[-1]
+    for j in range(n):  # sequential on purpose: agent j sees a_<j, some of them just filled
+        logits = masked_logits(policy.agent(state, actions, j), legals[..., j, :])
+        greedy = tf.argmax(logits, -1, output_type=tf.int32)
+        change = fill[..., j] * (greedy - actions[..., j])
+        actions = actions + change[..., None] * tf.one_hot(j, n, dtype=tf.int32)
+    return actions
+
+
+def joint_advantages(policy: ARHead, critic: ARHead, mixer: QMixer, state: tf.Tensor,
+                     actions: tf.Tensor, legals: tf.Tensor) -> tf.Tensor:
+    """Q_tot(s, a) - Q_tot(s, a*) for the dataset's joint action a and the policy's greedy
+    joint action a* (Eq. 4's deterministic mode), the same for every agent: (...,N), no gradient.
+
+    `advantages="joint"` (ours) uses these in Eq. 5 in place of w^i(s) Q_i(s, a_i, a_<i), with
+    credit 1/N. Eq. 5 then weights every agent's log pi_i(a_i|s, a_<i) by one factor,
+    exp(Q_tot(s, a)/alpha)/Z, so the AR policy fits the in-sample optimal joint policy
+    mu(a|s) exp(Q_tot(s, a)/alpha)/Z(s) of Eq. 1 whole; Q_tot of a dataset joint action is what
+    Eq. 7 fits, where Q_i alone is not identified (see `continuation_values`). a* need not be
+    in the data; Q_tot(s, a*) only sets each state's level, so that the batch softmax ranks
+    actions rather than states. It costs N sequential policy calls on the batch, not
+    continuation's on N*A variants of it.
+
+    state (...,S), actions (...,N) int, legals (...,N,A).
+    """
+    n, a = actions.shape[-1], legals.shape[-1]
+
+    def q_tot(joint):
+        q_taken = tf.reduce_sum(tf.one_hot(joint, a) * critic(state, joint), -1)  # (...,N)
+        return mixer(q_taken, state)  # (...)
+
+    greedy = greedy_completion(policy, state, actions, legals, tf.ones([n], tf.int32))
+    advantage = tf.stop_gradient(q_tot(actions) - q_tot(greedy))
+    return tf.broadcast_to(advantage[..., None], tf.shape(actions))
+
+
 def continuation_values(policy: ARHead, critic: ARHead, mixer: QMixer, state: tf.Tensor,
                         actions: tf.Tensor, legals: tf.Tensor) -> tf.Tensor:
     """Q_tot(s, a_<i, x, a_>i) for every agent i and action x, where a_<i are the dataset's
@@ -162,9 +205,9 @@ def continuation_values(policy: ARHead, critic: ARHead, mixer: QMixer, state: tf
     waited while holding a packet in 157 of 200 agent-steps. Q_tot under a continuation
     is the same whichever agent carries the cost.
 
-    The cost is N-1 sequential policy calls on N*A variants of every row: on Aloha (10
-    agents, 2 actions) a step takes about three times as long as with Q_i; on Sensor (15, 9) it is
-    too slow to use on a CPU.
+    The cost is N sequential policy calls (the first fills nothing) on N*A variants of every
+    row: on Aloha (10 agents, 2 actions) a step takes about three times as long as with Q_i;
+    on Sensor (15, 9) about 4 s on 2 CPU cores, too slow to use there (`joint` instead).
 
     state (...,S), actions (...,N) int, legals (...,N,A).
     """
@@ -174,12 +217,8 @@ def continuation_values(policy: ARHead, critic: ARHead, mixer: QMixer, state: tf
     own = tf.one_hot(tf.range(n), n, dtype=tf.int32)[:, None, :]  # (N,1,N): agent i's slot
     variants = variants * (1 - own) + own * tf.range(a, dtype=tf.int32)[:, None]  # (...,i,x,N)
     states = tf.broadcast_to(state[..., None, None, :], tf.concat([lead, [n, a, state.shape[-1]]], 0))
-    later = tf.constant(np.triu(np.ones((n, n), np.int32), 1))  # later[i, j] = 1 if j > i
-    for j in range(1, n):  # agent j answers every variant whose agent i comes before it
-        logits = masked_logits(policy.agent(states, variants, j), legals[..., None, None, j, :])
-        greedy = tf.argmax(logits, -1, output_type=tf.int32)  # (...,N,A)
-        change = later[:, j][:, None] * (greedy - variants[..., j])  # (...,N,A)
-        variants = variants + change[..., None] * tf.one_hot(j, n, dtype=tf.int32)
+    later = tf.constant(np.triu(np.ones((n, n), np.int32), 1)[:, None, :])  # (N,1,N): 1 where j > i
+    variants = greedy_completion(policy, states, variants, legals[..., None, None, :, :], later)
     q = critic(states, variants)  # (...,N,A,N,A)
     q_taken = tf.reduce_sum(tf.one_hot(variants, a) * q, -1)  # (...,N,A,N)
     return tf.stop_gradient(mixer(q_taken, states))
@@ -309,15 +348,18 @@ class CPAARSystem(BaseOfflineSystem):
         variables = self.policy.trainable_variables + self.critic.trainable_variables + \
             self.mixer.trainable_variables
         target_q = self.target_critic(batch.state, batch.actions)  # (B,T,N,A), a' = dataset next actions
-        values = None
-        if self.config.advantages == "continuation":  # ours; the last row of a window has no policy loss
-            values = continuation_values(self.policy, self.critic, self.mixer, batch.state[:, :-1],
-                                         batch.actions[:, :-1], batch.legals[:, :-1])
+        values = advantages = None
+        inputs = (self.policy, self.critic, self.mixer, batch.state[:, :-1], batch.actions[:, :-1],
+                  batch.legals[:, :-1])  # ours; the last row of a window has no policy loss
+        if self.config.advantages == "continuation":
+            values = continuation_values(*inputs)
+        elif self.config.advantages == "joint":
+            advantages = joint_advantages(*inputs)
         with tf.GradientTape() as tape:
             logits = self.policy(batch.state, batch.actions)  # (B,T,N,A)
             q = self.critic(batch.state, batch.actions)  # (B,T,N,A)
             loss, logs = maicq_losses(batch, logits, q, target_q, self.mixer, self.target_mixer,
-                                      self.config, values,  # CPA Eq. 5 (policy) and Eq. 7 (critic)
+                                      self.config, values, advantages,  # CPA Eq. 5 and Eq. 7
                                       bc_only=self.ar_updates < self.config.bc_warmup_steps)
         apply_clipped(self.optimizer, tape, loss, variables, self.config.grad_clip)
         self.ar_updates.assign_add(1)

@@ -21,13 +21,18 @@ OVERRIDES = {
                "evaluation.episodes": 100, "checkpoint_every": 400},
     "bridge": {"training_steps": 20_000, "evaluation.every": 5000, "evaluation.episodes": 50,
                "checkpoint_every": 5000},
-    # ours: BC for the first 2 000 policy updates. From scratch, Eq. 2's batch softmax at alpha
-    # 0.1 puts nearly all weight on one row per agent, and some seeds start far below BC (seed 3
-    # at step 400: -143.9, with the warm-up -20.0). Good, 20 000 steps, seeds 0-4: 30.69 / 30.66
-    # / 30.62 / 26.41 / 30.28 with it (29.73 +- 1.67), 30.36 / 30.51 / 28.48 / 3.1 / - without.
-    # On Poor it does not hold: seed 0 gives -18.0 at 5 000 steps and -91.8 at 10 000.
-    "sensor": {"system.bc_warmup_steps": 2000, "training_steps": 20_000, "evaluation.every": 5000,
-               "evaluation.episodes": 50, "checkpoint_every": 5000},
+    # ours: BC for the first 2 000 policy updates, then Eq. 5 on the team's joint advantages
+    # (`advantages=joint`, alpha_pi 1), with rewards x0.1, alpha_Q 1e4 and a target copy every
+    # 50 steps. With agent i's own Q_i Eq. 5 left BC on Poor (seed 0: -91.8 at 10 000 steps)
+    # and its critic diverged (loss 1e5 by step 5 000 at alpha_pi 1); continuation values
+    # take 4 s a step here. 5 seeds, 5 000 steps: Poor 29.18 / 22.85 / 22.50 / 20.65 / 24.02,
+    # Medium 30.19 / 30.10 / 29.85 / 26.58 / 29.70, Good 30.66 / 30.56 / 30.19 / 28.97 / 30.28.
+    # Poor is still short of the paper's 28.86: seed 3 reaches 24.6 at 10 000 steps (20.65 at 5 000).
+    "sensor": {"system.bc_warmup_steps": 2000, "system.advantages": "joint",
+               "system.advantages_beta": 1.0, "system.reward_scale": 0.1,
+               "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
+               "training_steps": 5000, "evaluation.every": 2500, "evaluation.episodes": 50,
+               "checkpoint_every": 2500},
     # ours, Aloha's scale: per-step rewards reach -100 (10 colliding agents) and Q_tot climbs
     # to about 700 early on, so the ICQ target weights B softmax(Q/1000) grow without bound
     # (NaN by step 1 201). Rewards x0.01, alpha_Q 1e4 and a target copy every 50 steps train.

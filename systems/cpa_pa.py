@@ -22,8 +22,10 @@ OVERRIDES = {
                "evaluation.episodes": 100, "checkpoint_every": 400},
     "bridge": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
                "evaluation.episodes": 50, "checkpoint_every": 5000},
-    "sensor": {"system.bc_warmup_steps": 2000,  # as cpa_ar's
-               "system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
+    "sensor": {"system.bc_warmup_steps": 2000, "system.advantages": "joint",  # as cpa_ar's
+               "system.advantages_beta": 1.0, "system.reward_scale": 0.1,
+               "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
+               "system.ar_steps": 5000, "training_steps": 10_000, "evaluation.every": 5000,
                "evaluation.episodes": 50, "checkpoint_every": 5000},
     # Aloha: ours, one decoder MLP over [e', s, one-hot(i)] (`decoder_layout=shared`). Over the
     # same 15 teachers (5 seeds x Poor / Medium / Good, 5 000 distillation steps) it returns

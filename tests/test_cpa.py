@@ -150,7 +150,7 @@ def test_eq8_threshold_keeps_actions_above_beta():
     (lambda: CPAPAConfig(pool_size=0), "system.pool_size"),
     (lambda: CPAPAConfig(pool_size=2.5), "system.pool_size"),
     (lambda: CPAPAConfig(key_mode="random"), "system.key_mode"),
-    (lambda: CPAARConfig(advantages="joint"), "system.advantages"),
+    (lambda: CPAARConfig(advantages="team"), "system.advantages"),
     (lambda: CPAPAConfig(decoder_layout="tied"), "system.decoder_layout"),
     (lambda: CPAARConfig(bc_warmup_steps=-1), "system.bc_warmup_steps"),
     (lambda: CPAARConfig(bc_warmup_steps=2.5), "system.bc_warmup_steps"),
@@ -333,6 +333,46 @@ def test_ar_with_continuation_advantages_solves_xor_complete():
     tf.random.set_seed(0)
     system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3,
                              advantages="continuation", advantages_beta=0.3)
+    for _ in range(300):
+        system.train_step(buffer.sample())
+    joint = system.joint_policy(np.ones((1, int(env.state_shape[-1])), np.float32))[0]
+    assert joint[AB] + joint[BA] > 0.95
+
+
+def test_joint_advantages_are_q_tot_of_the_data_minus_q_tot_of_the_greedy_joint_action():
+    env = get_environment("cpa", "matrix", "permutation")  # 4 agents, 4 actions
+    tf.random.set_seed(4)
+    system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(16, 16))
+    rng = np.random.default_rng(1)
+    rows, n, a = 6, 4, 4
+    state = tf.constant(rng.normal(size=(rows, int(env.state_shape[-1]))), tf.float32)
+    actions = rng.integers(0, a, size=(rows, n)).astype(np.int32)
+    legals = np.ones((rows, n, a), np.float32)
+    legals[:, 1, 3] = 0.0  # agent 1's greedy action must avoid action 3
+    advantages = cpa.joint_advantages(system.policy, system.critic, system.mixer, state,
+                                      tf.constant(actions), tf.constant(legals)).numpy()
+
+    def q_tot(joint):
+        q = system.critic(state, tf.constant(joint)).numpy()
+        return system.mixer(tf.constant(np.take_along_axis(q, joint[..., None], -1)[..., 0]), state).numpy()
+
+    greedy = np.zeros_like(actions)
+    for j in range(n):  # the definition, one agent at a time from nothing
+        logits = system.policy.agent(state, tf.constant(greedy), j).numpy()
+        greedy[:, j] = np.where(legals[:, j] > 0, logits, -np.inf).argmax(-1)
+    assert not (greedy[:, 1] == 3).any()
+    np.testing.assert_array_equal(greedy, system.greedy_joint_action(state, tf.constant(legals)))
+    expected = q_tot(actions) - q_tot(greedy)
+    assert advantages.shape == (rows, n)
+    for i in range(n):  # one team advantage, shared by every agent
+        np.testing.assert_allclose(advantages[:, i], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_ar_with_joint_advantages_solves_xor_complete():
+    env, buffer = matrix_buffer("cpa", "xor", "Complete")
+    tf.random.set_seed(0)
+    system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3,
+                             advantages="joint", advantages_beta=0.3)
     for _ in range(300):
         system.train_step(buffer.sample())
     joint = system.joint_policy(np.ones((1, int(env.state_shape[-1])), np.float32))[0]

@@ -20,9 +20,10 @@ Departures (each a config field marked `# ours:`): MLP torso and lr 5e-4 for the
 small games; the credit k_i(s) is a constant in the policy loss (the policy loss
 trains the policy; the mixer learns from the TD loss only); the losses average over
 the B*(T-1) transitions of a window; `reward_scale` multiplies the rewards in the
-critic's target (1 by default; CPA's Aloha configs use 0.01); `bc_warmup_steps` trains the
-policy by BC for the first updates (0 by default). Not implemented: the
-original MAICQ variant (state critic, TD(lambda), RMSprop) of algorithms.md 4.4.
+critic's target (1 by default; CPA's Aloha and Sensor configs use 0.01 and 0.1);
+`bc_warmup_steps` trains the policy by BC for the first updates (0 by default). Not
+implemented: the original MAICQ variant (state critic, TD(lambda), RMSprop) of
+algorithms.md 4.4.
 """
 
 from __future__ import annotations
@@ -110,25 +111,27 @@ def critic_loss_eq3(q_tot, target_q_tot, rewards, dones, gamma, beta):
 
 
 def maicq_losses(batch: Batch, logits, q, target_q, mixer: QMixer, target_mixer: QMixer, cfg,
-                 values=None, bc_only=False):
+                 values=None, advantages=None, bc_only=False):
     """Both MAICQ losses on one batch. logits, q, target_q (B,T,N,A) from any networks
     (per-agent ones for MAICQ, autoregressive ones for CPA-AR) -> (loss, logs).
 
     `values` (B,T-1,N,A), when given, replaces Q_i in the policy's advantages; they are
     then values of the team (CPA-AR's continuation values), so the credit is uniform, 1/N.
+    `advantages` (B,T-1,N), when given, are the team's advantages themselves (CPA-AR's joint
+    advantages), again with credit 1/N.
     `bc_only` (a boolean, or a scalar tensor of one) replaces Eq. 2 by BC's -mean log pi_i(a_i):
     the `bc_warmup_steps` phase (ours).
     """
     taken = tf.one_hot(batch.actions, q.shape[-1])  # (B,T,N,A)
     log_pi = tf.nn.log_softmax(masked_logits(logits, batch.legals))  # (B,T,N,A), legal actions only
     q_taken = tf.reduce_sum(taken * q, -1)  # (B,T,N)
-    if values is None:
-        values, credits = q[:, :-1], mixer.k(batch.state)[:, :-1]  # Q_i and k_i(s), (B,T-1,N,...)
-    else:
-        credits = tf.fill(tf.shape(q_taken[:, :-1]), 1.0 / q.shape[-2])
-    pi = tf.exp(log_pi[:, :-1])
-    advantages = tf.stop_gradient(tf.reduce_sum(taken[:, :-1] * values, -1)
-                                  - tf.reduce_sum(pi * values, -1))  # A_i - E_pi, (B,T-1,N)
+    credits = tf.fill(tf.shape(q_taken[:, :-1]), 1.0 / q.shape[-2])  # the team's values: 1/N
+    if advantages is None:
+        if values is None:
+            values, credits = q[:, :-1], mixer.k(batch.state)[:, :-1]  # Q_i and k_i(s), (B,T-1,N,...)
+        pi = tf.exp(log_pi[:, :-1])
+        advantages = tf.stop_gradient(tf.reduce_sum(taken[:, :-1] * values, -1)
+                                      - tf.reduce_sum(pi * values, -1))  # A_i - E_pi, (B,T-1,N)
     logpi_taken = tf.reduce_sum(taken * log_pi, -1)[:, :-1]  # (B,T-1,N)
     policy_loss = tf.where(bc_only, -tf.reduce_mean(logpi_taken),
                            policy_loss_eq2(logpi_taken, advantages, credits, cfg.advantages_beta))
