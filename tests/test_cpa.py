@@ -299,15 +299,27 @@ def test_cpa_table_distils_the_finished_ar_runs_instead_of_training_new_teachers
         ("aloha", 6, 5000), ("bridge", 6, 5000), ("matrix", 6, 3000), ("matrix", 6, 3000), ("sensor", 6, 5000)]
 
 
-def test_continuation_values_are_q_tot_after_the_later_agents_greedy_actions():
-    env = get_environment("cpa", "matrix", "permutation")  # 4 agents, 4 actions
-    tf.random.set_seed(3)
+def untrained_permutation_ar(tf_seed: int, rng_seed: int):
+    """An untrained CPA-AR on Permutation (4 agents, 4 actions) and 6 random rows of
+    state, joint action and all-legal masks."""
+    env = get_environment("cpa", "matrix", "permutation")
+    tf.random.set_seed(tf_seed)
     system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(16, 16))
-    rng = np.random.default_rng(0)
-    rows, n, a = 6, 4, 4
-    state = tf.constant(rng.normal(size=(rows, int(env.state_shape[-1]))), tf.float32)
-    actions = rng.integers(0, a, size=(rows, n)).astype(np.int32)
-    legals = np.ones((rows, n, a), np.float32)
+    rng = np.random.default_rng(rng_seed)
+    state = tf.constant(rng.normal(size=(6, int(env.state_shape[-1]))), tf.float32)
+    actions = rng.integers(0, 4, size=(6, 4)).astype(np.int32)
+    return system, state, actions, np.ones((6, 4, 4), np.float32)
+
+
+def q_tot_of(system, state, joint: np.ndarray) -> np.ndarray:
+    """The mixer's Q_tot(s, a) of the critic's Q_i on the joint action `joint` (rows,N)."""
+    q = system.critic(state, tf.constant(joint)).numpy()  # (rows,N,A)
+    return system.mixer(tf.constant(np.take_along_axis(q, joint[..., None], -1)[..., 0]), state).numpy()
+
+
+def test_continuation_values_are_q_tot_after_the_later_agents_greedy_actions():
+    system, state, actions, legals = untrained_permutation_ar(3, 0)
+    rows, n, a = legals.shape
     legals[:, 2, [0, 1]] = 0.0  # agent 2 may only continue with actions 2 or 3
     values = cpa.continuation_values(system.policy, system.critic, system.mixer, state,
                                      tf.constant(actions), tf.constant(legals)).numpy()
@@ -321,58 +333,34 @@ def test_continuation_values_are_q_tot_after_the_later_agents_greedy_actions():
                 joint[:, j] = np.where(legals[:, j] > 0, logits, -np.inf).argmax(-1)
             if i < 2:
                 assert set(joint[:, 2]) <= {2, 3}
-            q = system.critic(state, tf.constant(joint)).numpy()  # (rows,N,A)
-            q_taken = np.take_along_axis(q, joint[..., None], -1)[..., 0]
-            expected = system.mixer(tf.constant(q_taken), state).numpy()
-            np.testing.assert_allclose(values[:, i, x], expected, rtol=1e-4, atol=1e-4)
-
-
-def test_ar_with_continuation_advantages_solves_xor_complete():
-    """Complete holds all four joint actions, so imitation alone would not solve it."""
-    env, buffer = matrix_buffer("cpa", "xor", "Complete")
-    tf.random.set_seed(0)
-    system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3,
-                             advantages="continuation", advantages_beta=0.3)
-    for _ in range(300):
-        system.train_step(buffer.sample())
-    joint = system.joint_policy(np.ones((1, int(env.state_shape[-1])), np.float32))[0]
-    assert joint[AB] + joint[BA] > 0.95
+            np.testing.assert_allclose(values[:, i, x], q_tot_of(system, state, joint), rtol=1e-4, atol=1e-4)
 
 
 def test_joint_advantages_are_q_tot_of_the_data_minus_q_tot_of_the_greedy_joint_action():
-    env = get_environment("cpa", "matrix", "permutation")  # 4 agents, 4 actions
-    tf.random.set_seed(4)
-    system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(16, 16))
-    rng = np.random.default_rng(1)
-    rows, n, a = 6, 4, 4
-    state = tf.constant(rng.normal(size=(rows, int(env.state_shape[-1]))), tf.float32)
-    actions = rng.integers(0, a, size=(rows, n)).astype(np.int32)
-    legals = np.ones((rows, n, a), np.float32)
+    system, state, actions, legals = untrained_permutation_ar(4, 1)
+    rows, n, a = legals.shape
     legals[:, 1, 3] = 0.0  # agent 1's greedy action must avoid action 3
     advantages = cpa.joint_advantages(system.policy, system.critic, system.mixer, state,
                                       tf.constant(actions), tf.constant(legals)).numpy()
-
-    def q_tot(joint):
-        q = system.critic(state, tf.constant(joint)).numpy()
-        return system.mixer(tf.constant(np.take_along_axis(q, joint[..., None], -1)[..., 0]), state).numpy()
-
     greedy = np.zeros_like(actions)
     for j in range(n):  # the definition, one agent at a time from nothing
         logits = system.policy.agent(state, tf.constant(greedy), j).numpy()
         greedy[:, j] = np.where(legals[:, j] > 0, logits, -np.inf).argmax(-1)
     assert not (greedy[:, 1] == 3).any()
     np.testing.assert_array_equal(greedy, system.greedy_joint_action(state, tf.constant(legals)))
-    expected = q_tot(actions) - q_tot(greedy)
+    expected = q_tot_of(system, state, actions) - q_tot_of(system, state, greedy)
     assert advantages.shape == (rows, n)
     for i in range(n):  # one team advantage, shared by every agent
         np.testing.assert_allclose(advantages[:, i], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_ar_with_joint_advantages_solves_xor_complete():
+@pytest.mark.parametrize("advantages", ["continuation", "joint"])
+def test_ar_with_team_advantages_solves_xor_complete(advantages):
+    """Complete holds all four joint actions, so imitation alone would not solve it."""
     env, buffer = matrix_buffer("cpa", "xor", "Complete")
     tf.random.set_seed(0)
     system = cpa.CPAARSystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3,
-                             advantages="joint", advantages_beta=0.3)
+                             advantages=advantages, advantages_beta=0.3)
     for _ in range(300):
         system.train_step(buffer.sample())
     joint = system.joint_policy(np.ones((1, int(env.state_shape[-1])), np.float32))[0]
