@@ -150,6 +150,13 @@ def distillation_steps(env: str, scenario: str) -> int:
 
 
 # ------------------------------------------------------------------ Eq. 5's values (ours)
+def joint_q_tot(critic: ARHead, mixer: QMixer, state: tf.Tensor, joint: tf.Tensor) -> tf.Tensor:
+    """Q_tot(s, a) of the mixer over the critic's Q_i(s, a_i, a_<i) on the joint action
+    `joint` (...,N) int; state (...,S) -> (...)."""
+    q = critic(state, joint)  # (...,N,A)
+    return mixer(tf.reduce_sum(tf.one_hot(joint, q.shape[-1]) * q, -1), state)
+
+
 def greedy_completion(policy: ARHead, state: tf.Tensor, actions: tf.Tensor, legals: tf.Tensor,
                       fill: tf.Tensor) -> tf.Tensor:
     """`actions` (...,N) int with every slot j where `fill[..., j]` is 1 replaced, in turn
@@ -180,14 +187,9 @@ def joint_advantages(policy: ARHead, critic: ARHead, mixer: QMixer, state: tf.Te
 
     state (...,S), actions (...,N) int, legals (...,N,A).
     """
-    n, a = actions.shape[-1], legals.shape[-1]
-
-    def q_tot(joint):
-        q_taken = tf.reduce_sum(tf.one_hot(joint, a) * critic(state, joint), -1)  # (...,N)
-        return mixer(q_taken, state)  # (...)
-
-    greedy = greedy_completion(policy, state, actions, legals, tf.ones([n], tf.int32))
-    advantage = tf.stop_gradient(q_tot(actions) - q_tot(greedy))
+    greedy = greedy_completion(policy, state, actions, legals, tf.ones([actions.shape[-1]], tf.int32))
+    advantage = tf.stop_gradient(joint_q_tot(critic, mixer, state, actions)
+                                 - joint_q_tot(critic, mixer, state, greedy))
     return tf.broadcast_to(advantage[..., None], tf.shape(actions))
 
 
@@ -219,9 +221,7 @@ def continuation_values(policy: ARHead, critic: ARHead, mixer: QMixer, state: tf
     states = tf.broadcast_to(state[..., None, None, :], tf.concat([lead, [n, a, state.shape[-1]]], 0))
     later = tf.constant(np.triu(np.ones((n, n), np.int32), 1)[:, None, :])  # (N,1,N): 1 where j > i
     variants = greedy_completion(policy, states, variants, legals[..., None, None, :, :], later)
-    q = critic(states, variants)  # (...,N,A,N,A)
-    q_taken = tf.reduce_sum(tf.one_hot(variants, a) * q, -1)  # (...,N,A,N)
-    return tf.stop_gradient(mixer(q_taken, states))
+    return tf.stop_gradient(joint_q_tot(critic, mixer, states, variants))
 
 
 # --------------------------------------------------------------------- Eq. 8 and Eq. 20
