@@ -22,8 +22,9 @@ OVERRIDES = {
                "evaluation.episodes": 100, "checkpoint_every": 400},
     "bridge": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,
                "evaluation.episodes": 50, "checkpoint_every": 5000},
-    # Sensor: 5 000 distillation steps from cpa_ar's 5 000-step teachers (5 seeds): Poor 27.38,
-    # Medium 29.71, Good 30.07 (paper 28.39 / 28.71 / 29.22).
+    # Sensor, 5 seeds, from cpa_ar's 5 000-step runs as `teacher_checkpoint` with
+    # `--train-steps 5000`, i.e. the 5 000 distillation steps this entry gives without one:
+    # Poor 27.38, Medium 29.71, Good 30.07 (paper 28.39 / 28.71 / 29.22).
     "sensor": {"system.bc_warmup_steps": 2000, "system.advantages": "joint",  # as cpa_ar's
                "system.advantages_beta": 3.0, "system.reward_scale": 0.1,
                "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
