@@ -4,6 +4,12 @@ SMAC: OG-MARL's IQL+BCQ yaml (GRU 64, Adam 3e-4 for Q and for the behaviour mode
 `bc_threshold` 0.4, hard target copy every 200 updates, no logit penalty, 32 windows of
 20, greedy). Small games: the discrete-BCQ paper's tau = 0.3 and 0.01 logit penalty with
 an MLP (ours: 2x64, Adam 1e-3, one-step transitions), greedy evaluation as CPA Table 1.
+
+Bridge with `_GRID` (2x128, Adam 3e-4, 50 000 steps; `reproduce cpa-table1 --envs bridge
+--systems bcq,cql`, 5 seeds, final greedy return, paper in brackets): Poor
+-12.65 +- 5.68 (-11.54), Medium -15.50 +- 0.00 (-15.41), Good -3.97 +- 3.30 (-16.23). On
+Poor and Medium the greedy joint action flips between deadlock at the bridge (-15.5) and
+crossing (-1.3) from one evaluation to the next.
 """
 
 import dataclasses

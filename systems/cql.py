@@ -5,6 +5,12 @@ every 200 updates, 32 windows of 20, greedy). Small games (ours; CPA's Appendix 
 its values is unavailable): MLP 2x64, one-step transitions, Adam 1e-3, alpha 3 (the
 OG-MARL weight; algorithms.md 4.3 suggests sweeping {0.5, 1, 3, 5}), greedy evaluation
 as CPA Table 1 ("deterministic policies").
+
+Bridge with `_GRID` (2x128, Adam 3e-4, 50 000 steps; `reproduce cpa-table1 --envs bridge
+--systems bcq,cql`, 5 seeds, final greedy return, paper in brackets): Poor
+-12.65 +- 5.69 (-18.52), Medium -12.65 +- 5.68 (-15.62), Good -8.74 +- 9.59 (-4.00). Each
+seed ends in deadlock (-15.5), a crossing (-1.3) or, on Good, a detour (-24.4); the
+evaluations flip between these as training goes on.
 """
 
 import dataclasses
