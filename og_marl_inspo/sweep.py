@@ -122,7 +122,7 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
 
     def report(i: int, run: Run, error: str) -> None:
         status = "FAILED: " + error if error else "done"
-        print(f"[{i}/{len(todo)}] {run}: {status} ({time.time() - start:.0f} s)", flush=True)
+        print(f"[{i}/{len(todo)}] {run}: {status} ({time.time() - start:.0f} s into the sweep)", flush=True)
         if error:
             failures.append(error)
 
