@@ -16,8 +16,10 @@
                         --seeds 0-4 [--workers N] [--results-dir DIR]
                         [--executor local|ray] [--ray-address ADDR]
     og-marl-inspo table --results-dir DIR [--source S] [--env E] [--format markdown|latex|csv] [--metric M]
+                        [--last K]
     og-marl-inspo export marl-eval --results-dir DIR --out FILE
-    og-marl-inspo reproduce TABLE|FIGURE [--seeds N] [--results-dir DIR]   (inspo-fig3, inspo-fig5, cpa-fig3, cpa-fig4)
+    og-marl-inspo reproduce TABLE|FIGURE [--seeds N] [--results-dir DIR] [--last K]
+                            (figures: inspo-fig3, inspo-fig5, cpa-fig3, cpa-fig4)
     og-marl-inspo render --source S --env E --scenario SC [--system NAME --checkpoint DIR |
                          --dataset UID --episode K] --out FILE [--rel-dir DIR] [--seed K]
 
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     table.add_argument("--metric", default="episode_return_mean",
                        help="final-evaluation value per cell, e.g. win_rate (SMAC, SMAX)")
+    _last_flag(table)
 
     export = sub.add_parser("export", help="export results for other tools")
     export.add_argument("target", choices=("marl-eval",))
@@ -132,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--rel-dir", default="vaults")
     reproduce.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     reproduce.add_argument("--no-progress", action="store_true")
+    _last_flag(reproduce)
 
     render = sub.add_parser("render", help="draw a grid-game episode (GIF, PNG strip) and a "
                             "trained system's joint actions")
@@ -155,6 +159,12 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
                    help="local process pool (default) or Ray tasks (pip install og-marl-inspo[ray])")
     p.add_argument("--ray-address", default=None,
                    help="Ray cluster to join (e.g. auto); default: a local Ray instance of --workers CPUs")
+
+
+def _last_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--last", type=int, default=1, metavar="K",
+                   help="value of a run: the mean of its last K evaluations, the final one "
+                        "included (default 1: the final evaluation, as the papers report)")
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -281,7 +291,8 @@ def _cmd_table(args, extra) -> None:
     results = load_results(args.results_dir, source=args.source, env=args.env)
     if not results:
         raise ValueError(f"{args.results_dir}: no results found")
-    print(make_table(results, source=args.source, env=args.env, fmt=args.format, metric=args.metric))
+    print(make_table(results, source=args.source, env=args.env, fmt=args.format, metric=args.metric,
+                     last=args.last))
 
 
 def _cmd_export(args, extra) -> None:
@@ -304,7 +315,7 @@ def _cmd_reproduce(args, extra) -> None:
                     workers=args.workers, fmt=args.format, progress=not args.no_progress,
                     executor=args.executor, ray_address=args.ray_address,
                     only=args.systems.split(",") if args.systems else None,
-                    envs=args.envs.split(",") if args.envs else None))
+                    envs=args.envs.split(",") if args.envs else None, last=args.last))
 
 
 def _cmd_render(args, extra) -> None:

@@ -5,7 +5,8 @@ One run writes `<results_dir>/<source>/<env>/<scenario>/<dataset>/<system>/seed_
 files; nothing runs at import:
 
 - `load_results` reads and validates them, `summarise` reduces seeds to a `Cell`
-  (per-seed final values, mean, population std).
+  (per-seed final values, mean, population std); `run_value` is one run's value, its
+  final evaluation or, as an option of ours, the mean of its last K.
 - `make_table` / `table_for` render markdown, LaTeX or CSV tables in the InSPO paper's
   convention: mean ± std over seeds, the best mean of a row in bold, a star on every other
   cell that a two-sided Welch t-test at 5 % cannot separate from the best
@@ -195,23 +196,46 @@ class Cell:
                    std=float(array.std(ddof=0)), n=int(array.size), seeds=[int(s) for s in seeds])
 
 
-def summarise(results: Iterable[Mapping], metric: str = "episode_return_mean"
+def run_value(result: Mapping, metric: str = "episode_return_mean", last: int = 1) -> float | None:
+    """The value one run contributes to its cell; None when it lacks `metric`.
+
+    `last=1`: `result["final"][metric]`, the final evaluation, as both papers report.
+    `last=K` (ours, for returns that flip between evaluations, as Bridge's greedy
+    deadlock/crossing does): the mean of `metric` over the run's last K evaluations,
+    the final one included, each evaluation counted once whatever its episode count.
+    A run with fewer than K evaluations is refused.
+    """
+    if last < 1:
+        raise ValueError(f"last must be >= 1, got {last}")
+    final = result["final"]
+    series = [e for e in result["evaluations"] if e.get("step") != final.get("step")] + [final]
+    if len(series) < last:
+        raise ValueError(f"{result['source']}/{result['env']}/{result['scenario']}/"
+                         f"{result['dataset']}/{result['system']} seed {result['seed']}: "
+                         f"last={last} but the run has {len(series)} evaluations")
+    values = [e.get(metric) for e in series[-last:]]
+    if any(v is None for v in values):
+        return None
+    return float(np.mean(values))
+
+
+def summarise(results: Iterable[Mapping], metric: str = "episode_return_mean", last: int = 1
               ) -> dict[RowKey, dict[str, Cell]]:
     """Groups results by (source, env, scenario, dataset) and system; reduces seeds to a Cell.
 
-    The value of a run is `result["final"][metric]`; runs without it are skipped with a
-    warning.
+    The value of a run is `run_value(result, metric, last)`, the final evaluation's by
+    default; runs without it are skipped with a warning.
     """
     grouped: dict[RowKey, dict[str, list[tuple[int, float]]]] = {}
     for result in results:
         key = (result["source"], result["env"], result["scenario"], result["dataset"])
-        value = result["final"].get(metric)
+        value = run_value(result, metric, last)
         if value is None:
-            logging.warning("result %s/%s seed %s has no final %r; skipped",
-                            "/".join(key), result["system"], result["seed"], metric)
+            logging.warning("result %s/%s seed %s has no %r in its last %d evaluation(s); skipped",
+                            "/".join(key), result["system"], result["seed"], metric, last)
             continue
         grouped.setdefault(key, {}).setdefault(result["system"], []).append(
-            (int(result["seed"]), float(value)))
+            (int(result["seed"]), value))
     summary = {}
     for key, by_system in grouped.items():
         summary[key] = {}
@@ -528,7 +552,7 @@ def _order_systems(systems: Iterable[str]) -> list[str]:
 
 def make_table(results: Iterable[Mapping], source: str | None = None, env: str | None = None,
                systems: Sequence[str] | None = None, fmt: str = "markdown", paper: bool = True,
-               metric: str = "episode_return_mean") -> str:
+               metric: str = "episode_return_mean", last: int = 1) -> str:
     """Table of final `metric` (mean ± std over seeds) per (scenario, dataset) row and system.
 
     Rows are every (scenario, dataset) with results (env and source columns are added
@@ -537,12 +561,13 @@ def make_table(results: Iterable[Mapping], source: str | None = None, env: str |
     order. The best mean is bold, cells Welch cannot separate from it get `*`, missing
     cells show `–`, and with `paper=True` published values follow as `(paper: m ± s)`.
     `fmt` is "markdown", "latex" or "csv" (one line per cell, with `best`/`star` as 0/1).
+    `last` > 1 averages each run over its last evaluations (`run_value`).
     """
     selected = [r for r in results
                 if (source is None or r["source"] == source) and (env is None or r["env"] == env)]
     if not selected:
         raise ValueError(f"no results to tabulate for source={source!r}, env={env!r}")
-    summary = summarise(selected, metric)
+    summary = summarise(selected, metric, last)
     keys = sorted(summary, key=_row_sort_key)
     if systems is None:
         systems = _order_systems(s for by_system in summary.values() for s in by_system)
@@ -550,17 +575,18 @@ def make_table(results: Iterable[Mapping], source: str | None = None, env: str |
 
 
 def table_for(paper_table_name: str, results_dir, fmt: str = "markdown",
-              metric: str | None = None) -> str:
+              metric: str | None = None, last: int = 1) -> str:
     """One paper table's rows and systems, ours beside the published values.
 
     Systems or rows without results still appear, as `–`. `metric` defaults to the
-    table's own (`PaperTable.metric`).
+    table's own (`PaperTable.metric`); `last` as in `run_value`.
     """
     if paper_table_name not in PAPER_TABLES:
         raise KeyError(f"unknown paper table {paper_table_name!r}; "
                        f"known: {', '.join(PAPER_TABLES)}")
     table = PAPER_TABLES[paper_table_name]
-    summary = summarise(load_results(results_dir, source=table.source), metric or table.metric)
+    summary = summarise(load_results(results_dir, source=table.source), metric or table.metric,
+                        last)
     keys = [(table.source, *row) for row in table.rows]
     return _render(keys, table.systems, summary, fmt, paper=True)
 

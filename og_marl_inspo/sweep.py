@@ -147,9 +147,11 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
 def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir: str = "vaults",
               workers: int = 1, fmt: str = "markdown", progress: bool = False,
               executor: str = "local", ray_address: Optional[str] = None,
-              only: Optional[Sequence[str]] = None, envs: Optional[Sequence[str]] = None) -> str:
+              only: Optional[Sequence[str]] = None, envs: Optional[Sequence[str]] = None,
+              last: int = 1) -> str:
     """Fill a paper table with every registered system it names (or those of them in
-    `only`), on all its rows (or those of the environments in `envs`); return the table text."""
+    `only`), on all its rows (or those of the environments in `envs`); return the table text,
+    each run valued by its last `last` evaluations (`reporting.run_value`)."""
     from og_marl_inspo.data.collect import RECIPES, build_datasets
     from og_marl_inspo.data.vault import available_uids
     from og_marl_inspo.registry import list_systems, system_class
@@ -157,6 +159,8 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
 
     if table not in PAPER_TABLES:
         raise ValueError(f"unknown table {table!r}; known: {', '.join(sorted(PAPER_TABLES))}")
+    if last < 1:  # before any training, not after
+        raise ValueError(f"last must be >= 1, got {last}")
     spec = PAPER_TABLES[table]
     registered = set(list_systems())
     if only:
@@ -202,4 +206,4 @@ def reproduce(table: str, seeds: int = 5, results_dir: str = "results", rel_dir:
                           **common)
     if failures:
         raise RuntimeError(f"{table}: {len(failures)} runs failed:\n" + "\n".join(failures))
-    return table_for(table, results_dir, fmt)
+    return table_for(table, results_dir, fmt, last=last)

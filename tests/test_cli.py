@@ -76,6 +76,17 @@ def test_sweep_skips_finished_runs_and_table_reads_them(vault_root, tmp_path, ca
     assert means == pytest.approx({d: np.mean(e) for d, (_, e) in finals.items()})
     assert means != pytest.approx({d: np.mean(r) for d, (r, _) in finals.items()})
 
+    averaged = {}  # dataset -> per-seed means of the step-0 and final evaluations (--last 2)
+    for path in tmp_path.glob("inspo/matrix/xor/*/bc/seed_*.json"):
+        result = json.loads(path.read_text())
+        ends = [result["evaluations"][0], result["final"]]
+        averaged.setdefault(result["dataset"], []).append(np.mean([e["episode_return_mean"] for e in ends]))
+    assert main(["table", "--results-dir", str(tmp_path), "--source", "inspo", "--last", "2",
+                 "--format", "csv"]) == 0
+    rows = list(csv.reader(capsys.readouterr().out.strip().splitlines()))[1:]
+    assert {row[3]: float(row[5]) for row in rows if row[4] == "bc"} == pytest.approx(
+        {d: np.mean(v) for d, v in averaged.items()})
+
     out = tmp_path / "marl_eval.json"
     assert main(["export", "marl-eval", "--results-dir", str(tmp_path), "--out", str(out)]) == 0
     exported = json.loads(out.read_text())
@@ -87,3 +98,5 @@ def test_sweep_skips_finished_runs_and_table_reads_them(vault_root, tmp_path, ca
 def test_unknown_table_and_system_names(capsys):
     assert main(["reproduce", "inspo-table9"]) == 2
     assert "unknown table 'inspo-table9'" in capsys.readouterr().err
+    assert main(["reproduce", "cpa-table1", "--last", "0"]) == 2  # refused before any training
+    assert "last must be >= 1, got 0" in capsys.readouterr().err

@@ -109,6 +109,22 @@ def test_summarise_other_metric_and_missing_metric():
     assert cells[("inspo", "matrix", "xor", "B")]["bc"].values == [0.7]
 
 
+def test_last_k_evaluations_average_the_end_of_each_run():
+    # _result's evaluations: 0.0 at step 0, then `final` at step 100, which is the final one.
+    results = _runs("bcq", [2.0, 4.0])
+    results[1]["evaluations"].insert(1, {"step": 50, "episode_return_mean": -10.0})
+    assert reporting.run_value(results[0]) == 2.0
+    assert reporting.run_value(results[0], last=2) == pytest.approx(1.0)  # (0 + 2) / 2
+    assert reporting.run_value(results[1], last=2) == pytest.approx(-3.0)  # (-10 + 4) / 2
+    cell = reporting.summarise(results, last=2)[("inspo", "matrix", "xor", "B")]["bcq"]
+    assert cell.values == pytest.approx([1.0, -3.0])
+    assert "-1.00 ± 2.00" in reporting.make_table(results, last=2, paper=False)
+    with pytest.raises(ValueError, match="bcq seed 0: last=3 but the run has 2 evaluations"):
+        reporting.summarise(results, last=3)
+    with pytest.raises(ValueError, match="last must be >= 1"):
+        reporting.run_value(results[0], last=0)
+
+
 def test_welch_separates_clear_gap_but_not_overlap():
     best = [1.0, 1.0, 1.0, 1.0, 1.0]
     assert not reporting.welch_indistinguishable([0.0, 0.01, 0.02, 0.0, 0.01], best)
