@@ -260,7 +260,7 @@ def small_bridge(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name", sorted(SYSTEMS))
+@pytest.mark.parametrize("name", [*sorted(SYSTEMS), "maicq"])  # each with its Bridge config
 def test_short_bridge_run_trains_and_evaluates(name, small_bridge, tmp_path):
     from og_marl_inspo.config import default_config
     from og_marl_inspo.launch import run
