@@ -9,12 +9,12 @@ table compares like with like. SMAC: OG-MARL's GRU 64, Adam 3e-4, 32 windows of 
 Bridge under these configs (`reproduce cpa-table1 --envs bridge --systems maicq`, 5 seeds,
 final greedy return, paper in brackets): Poor -4.12 +- 5.69 (-12.80), Medium
 -15.50 +- 0.00 (-5.17), Good -6.94 +- 6.99 (-3.13). Poor crosses on 4 seeds of 5; Medium
-deadlocks at every evaluation of every seed. One seed each (not yet 5): Sensor Poor -69.62
-(paper 0.00), the return falling from -12.8 at step 5 000 while the mean advantage of the
-data actions under each agent's own Q_i drifts from -0.5 to -1.7. Aloha seed 0: Poor and
-Medium 0.00 (paper 20.20, 4.71), every agent holding its packet for all 200 agent-steps,
-the passive policy CPA-AR also learnt from its own Q_i (systems/cpa_ar.py); Good -1821.91
-(paper 0.99), 182 collisions an episode.
+deadlocks at every evaluation of every seed. Probes (not yet 5 seeds): Sensor Poor
+-69.62 and -80.09, seeds 0-1 (paper 0.00), the return falling from -12.8 at step 5 000
+while the mean advantage of the data actions under each agent's own Q_i drifts from -0.5
+to -1.7 (seed 0). Aloha seed 0: Poor and Medium 0.00 (paper 20.20, 4.71), every agent
+holding its packet for all 200 agent-steps, the passive policy CPA-AR also learnt from its
+own Q_i (systems/cpa_ar.py); Good -1821.91 (paper 0.99), 182 collisions an episode.
 """
 
 import dataclasses
