@@ -29,7 +29,9 @@ Departures and readings (each a config field, marked `# ours:` below): network l
 and sizes; Eq. 8's masked actions get weight 0 (`threshold_weighting`); Eq. 11 as the
 standard straight-through code; the VQ commitment weight (`vq_beta`, not Eq. 8's beta);
 the decoder also reads s (`decoder_uses_state`), and may be one MLP for every agent
-(`decoder_layout`); the prior head and key (`key_mode`);
+(`decoder_layout`); the agents may decode their parts of one joint action of the teacher's
+seen in distillation rather than each its own argmax (`joint_decoding`, see
+`repertoire_decode`); the prior head and key (`key_mode`);
 pool entries no batch row chose are pulled toward random encoded labels (`revive_weight`,
 the dead-code restart of VQ practice: without it 8 entries fell into 2 on Permutation);
 the teacher's samples are redrawn every step; MLP networks only (CPA is stated for
@@ -55,7 +57,7 @@ from og_marl_inspo.base import BaseOfflineSystem
 from og_marl_inspo.baselines.maicq import MAICQConfig, apply_clipped, maicq_losses, maicq_rules
 from og_marl_inspo.batch import unpack
 from og_marl_inspo.config import check_fields, is_count
-from og_marl_inspo.errors import ConfigError
+from og_marl_inspo.errors import ConfigError, TrainingError
 from og_marl_inspo.networks import (MASK_VALUE, ARHead, QMixer, Torso, agentwise_unroll, agentwise_variables,
                                     masked_logits, sample_actions)
 from og_marl_inspo.td import hard_update
@@ -64,6 +66,7 @@ THRESHOLD_WEIGHTINGS = ("exp", "renormalised")
 ADVANTAGES = ("agent_q", "continuation", "joint")
 KEY_MODES = ("gumbel_prior", "nearest")
 DECODER_LAYOUTS = ("agentwise", "shared")
+JOINT_DECODINGS = ("independent", "repertoire")
 MAX_ENUMERATED_PREFIXES = 4096  # Eq. 20 is enumerated up to this many a_<i, else Monte Carlo
 
 
@@ -112,6 +115,10 @@ class CPAPAConfig(CPAARConfig):
     revive_weight: float = 1.0       # ours: pull entries no row chose toward random encoded labels
     decoder_layout: str = "agentwise"  # Eq. 12's per-agent omega_{p_i}; "shared" (ours): one MLP
     #                                    over [e', s, one-hot(i)] for every agent, as the AR heads
+    joint_decoding: str = "independent"  # each agent the argmax of its own decoder; "repertoire"
+    #                                      (ours): its part of the most likely teacher joint action
+    #                                      that distillation saw (`repertoire_decode`)
+    repertoire_size: int = 4096      # ours: room for that set of joint actions
 
     def __post_init__(self) -> None:
         self.pool_hidden_sizes = tuple(self.pool_hidden_sizes)
@@ -131,6 +138,9 @@ class CPAPAConfig(CPAARConfig):
             ("key_mode", self.key_mode in KEY_MODES, f"choose one of {', '.join(KEY_MODES)}"),
             ("decoder_layout", self.decoder_layout in DECODER_LAYOUTS,
              f"choose one of {', '.join(DECODER_LAYOUTS)}"),
+            ("joint_decoding", self.joint_decoding in JOINT_DECODINGS,
+             f"choose one of {', '.join(JOINT_DECODINGS)}"),
+            ("repertoire_size", is_count(self.repertoire_size, 1), "must be an integer >= 1"),
         ])
 
 
@@ -459,6 +469,28 @@ def reconstruction_loss_eq12(decoder_log_probs, joint_action):
     return -tf.reduce_mean(tf.reduce_sum(taken * decoder_log_probs, [-2, -1]))
 
 
+def repertoire_decode(log_p, legals, repertoire):
+    """Ours (`joint_decoding="repertoire"`): the joint action r of `repertoire` (K,N), among
+    those legal for every agent, with the largest sum_i log p_i(r_i | e'[, s]); where none is
+    legal, each agent's own argmax. log_p (...,N,A), legals broadcastable to it -> (...,N) int.
+
+    The repertoire holds the distinct joint actions the frozen teacher produced during
+    distillation. Every agent computes this argmax from the same (s, k) and the same
+    networks, so the parts the agents take always form one joint action the teacher
+    produced. Eq. 12's independent argmax agrees with it where the decoders are sure of
+    the teacher's joint action, i.e. on states like the data's; elsewhere the agents'
+    separate argmaxes can combine into a joint action the teacher never takes (on Aloha,
+    neighbours transmitting together).
+    """
+    onehot = tf.one_hot(repertoire, log_p.shape[-1])  # (K,N,A)
+    scores = tf.einsum("...na,kna->...k", log_p, onehot)
+    legals = tf.broadcast_to(legals, tf.shape(log_p))
+    legal = tf.reduce_all(tf.einsum("...na,kna->...kn", legals, onehot) > 0, -1)  # (...,K)
+    best = tf.gather(repertoire, tf.argmax(tf.where(legal, scores, MASK_VALUE), -1, output_type=tf.int32))
+    own = tf.argmax(masked_logits(log_p, legals), -1, output_type=tf.int32)
+    return tf.where(tf.reduce_any(legal, -1)[..., None], best, own)
+
+
 class CPAPASystem(CPAARSystem):
     """Policy agreement (CPA Eqs. 9-12 and our agreement key), registered as `cpa_pa`."""
 
@@ -488,17 +520,38 @@ class CPAPASystem(CPAARSystem):
         self.pa_optimizer = snt.optimizers.Adam(cfg.pa_lr)
         self.rng = tf.random.Generator.from_seed(seed)  # the teacher's samples
         self.pa_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="pa_updates")
+        # ours: the distinct teacher joint actions seen in distillation (`joint_decoding`)
+        self.repertoire = tf.Variable(tf.zeros([cfg.repertoire_size, n], tf.int32), trainable=False,
+                                      name="repertoire")
+        self.repertoire_count = tf.Variable(0, dtype=tf.int64, trainable=False, name="repertoire_count")
         self._tf_pa_step = tf.function(self._pa_step, jit_compile=cfg.jit_compile)
 
     def checkpoint_items(self) -> Dict[str, tf.Module]:
         return {**super().checkpoint_items(), "action_pool": self.pool, "pool_prior": self.prior,
                 "joint_encoder": self.encoder, "decoders": self.decoder, "pa_optimizer": self.pa_optimizer,
-                "rng": self.rng, "pa_updates": self.pa_updates}
+                "rng": self.rng, "pa_updates": self.pa_updates, "repertoire": self.repertoire,
+                "repertoire_count": self.repertoire_count}
 
     def train_step(self, experience) -> Dict[str, tf.Tensor]:
         if int(self.ar_updates.numpy()) < self.config.ar_steps:
             return self._teacher_step(experience)
-        return self._tf_pa_step(experience)
+        logs, labels = self._tf_pa_step(experience)
+        if self.config.joint_decoding == "repertoire":
+            self.remember(labels.numpy())
+        return logs
+
+    def remember(self, labels: np.ndarray) -> None:
+        """Add the joint actions among the teacher's `labels` (M,N) that the repertoire lacks."""
+        count = int(self.repertoire_count.numpy())
+        new = np.unique(labels, axis=0)
+        new = new[~(new[:, None] == self.repertoire[:count].numpy()[None]).all(-1).any(-1)]
+        if count + len(new) > self.config.repertoire_size:
+            raise TrainingError(f"config field system.repertoire_size: the teacher has produced more "
+                                f"than {self.config.repertoire_size} distinct joint actions; raise it, "
+                                "or set system.joint_decoding=independent")
+        if len(new):
+            self.repertoire[count:count + len(new)].assign(new.astype(np.int32))
+            self.repertoire_count.assign(count + len(new))
 
     # ------------------------------------------------------------------ networks
     def _pool(self, state):
@@ -559,13 +612,20 @@ class CPAPASystem(CPAARSystem):
         self.pa_updates.assign_add(1)
         used = tf.reduce_sum(tf.cast(counts > 0, tf.float32))
         return {"reconstruction_loss": recon, "vq_loss": vq, "prior_loss": prior,
-                "revival_loss": revive, "pool_entries_used": used}
+                "revival_loss": revive, "pool_entries_used": used}, a_hat
 
     # ----------------------------------------------------------------- execution
+    def decoded_actions(self, log_p, legals) -> tf.Tensor:
+        """Every agent's action from the decoders' log-probs (...,N,A): its own argmax (Eq. 12),
+        or its part of the repertoire's most likely joint action (`joint_decoding`), (...,N)."""
+        count = int(self.repertoire_count.numpy())
+        if self.config.joint_decoding == "repertoire" and count:  # none before distillation
+            return repertoire_decode(log_p, legals, self.repertoire[:count])
+        return tf.argmax(masked_logits(log_p, legals), -1, output_type=tf.int32)
+
     def entry_actions(self, state, legals) -> tf.Tensor:
-        """The joint action every pool entry decodes to: argmax_a p_i(a|e_j(s)[, s]), (M,c,N)."""
-        log_p = self._decode(self._pool(state), state)  # (M,c,N,A)
-        return tf.argmax(masked_logits(log_p, legals[:, None]), -1, output_type=tf.int32)
+        """The joint action every pool entry decodes to, (M,c,N): state (M,S), legals (M,N,A)."""
+        return self.decoded_actions(self._decode(self._pool(state), state), legals[:, None])
 
     def agreed_index(self, state, key) -> tf.Tensor:
         """The pool entry every agent picks from (s, k): (M,S), key (M,c) or (M,d) -> (M,)."""
@@ -574,13 +634,14 @@ class CPAPASystem(CPAARSystem):
         pool = self._pool(state)  # ours ("nearest"): the entry closest to the key
         return tf.argmin(tf.reduce_sum(tf.square(key[:, None] - pool), -1), -1, output_type=tf.int32)
 
-    def agent_action(self, i: int, state, legals_i, key) -> np.ndarray:
-        """Agent i alone, from (s, k) and its own decoder: what a decentralised agent runs, (M,)."""
+    def agent_action(self, i: int, state, legals, key) -> np.ndarray:
+        """Agent i alone, from (s, k): what a decentralised agent runs, (M,). `legals` (M,N,A)
+        are every agent's, which follow from s in the paper's MMDP (the repertoire needs them)."""
         s = tf.convert_to_tensor(state, tf.float32)
         j = self.agreed_index(s, tf.convert_to_tensor(key, tf.float32))
         e = tf.gather(self._pool(s), j, batch_dims=1)[:, None]  # (M,1,d)
-        log_p = self._decode(e, s)[:, 0, i]  # (M,A)
-        return tf.argmax(masked_logits(log_p, tf.convert_to_tensor(legals_i, tf.float32)), -1).numpy()
+        actions = self.decoded_actions(self._decode(e, s)[:, 0], tf.convert_to_tensor(legals, tf.float32))
+        return actions[:, i].numpy()
 
     def key_size(self) -> int:
         return self.config.pool_size if self.config.key_mode == "gumbel_prior" else self.config.code_dim

@@ -14,7 +14,7 @@ from og_marl_inspo.cpa import (CPAARConfig, CPAPAConfig, CPAPASystem, ar_margina
 from og_marl_inspo.data.buffer import ReplayBuffer
 from og_marl_inspo.data.collect import RECIPES, experience_from_episodes
 from og_marl_inspo.envs import get_environment
-from og_marl_inspo.errors import ConfigError
+from og_marl_inspo.errors import ConfigError, TrainingError
 from og_marl_inspo.trainer import evaluation_record, mean_entropy_bits, run_episodes
 
 AB, BA = (0, 1), (1, 0)
@@ -56,7 +56,7 @@ def test_pool_and_key_give_every_agent_the_same_joint_action(xor_pa):
     state, legals = np.ones((rows, 1), np.float32), np.ones((rows, 2, 2), np.float32)
     keys = np.random.default_rng(1).standard_normal((rows, system.key_size())).astype(np.float32)
     # each agent alone, from (s, k) and its own decoder, as in decentralised execution
-    parts = np.stack([system.agent_action(i, state, legals[:, i], keys) for i in range(2)], 1)
+    parts = np.stack([system.agent_action(i, state, legals, keys) for i in range(2)], 1)
     whole = tf.gather(system.entry_actions(state, legals), system.agreed_index(state, keys),
                       batch_dims=1).numpy()
     np.testing.assert_array_equal(parts, whole)
@@ -110,6 +110,49 @@ def test_shared_decoders_tell_the_agents_apart_by_their_id_on_xor():
     assert record["episode_return_mean"] == 1.0 and record["teacher_agreement"] == 1.0
 
 
+def test_repertoire_decode_takes_the_most_likely_legal_teacher_joint_action():
+    # 3 agents, 2 actions; each agent's own argmax gives (0, 0, 0), a joint action the teacher never took
+    log_p = tf.math.log(tf.constant([[[0.6, 0.4], [0.7, 0.3], [0.5, 0.5]]]))
+    repertoire = tf.constant([[1, 0, 1], [0, 1, 0]])  # likelihoods 0.4*0.7*0.5 = 0.14 and 0.09
+    legals = np.ones((1, 3, 2), np.float32)
+    np.testing.assert_array_equal(cpa.repertoire_decode(log_p, legals, repertoire), [[1, 0, 1]])
+    legals[0, 0, 1] = 0.0  # agent 0 may not play 1: only (0, 1, 0) is legal
+    np.testing.assert_array_equal(cpa.repertoire_decode(log_p, legals, repertoire), [[0, 1, 0]])
+    legals[0, 1, 1] = 0.0  # neither is legal: each agent's own legal argmax
+    np.testing.assert_array_equal(cpa.repertoire_decode(log_p, legals, repertoire), [[0, 0, 0]])
+
+
+def test_repertoire_pa_acts_only_joint_actions_its_teacher_produced(monkeypatch):
+    """`joint_decoding="repertoire"` (ours): distillation records the teacher's distinct joint
+    actions (AB and BA on XOR AB+BA), and every agent, decoding alone from (s, k), takes its
+    part of one of them, where Eq. 12's separate argmaxes can combine into a mismatch."""
+    tf.random.set_seed(0)
+    env, buffer = matrix_buffer("cpa", "xor", "AB+BA")
+    system = CPAPASystem(env, seed=0, hidden_sizes=(32, 32), learning_rate=3e-3, ar_steps=150,
+                         beta=0.3, pool_size=2, eval_mode="stochastic", joint_decoding="repertoire")
+    for _ in range(155):
+        system.train_step(buffer.sample())
+    count = int(system.repertoire_count.numpy())
+    assert count == 2 and {tuple(r) for r in system.repertoire[:count].numpy()} == {AB, BA}
+
+    def both_lean_to_a(code, state):  # decoders as they may read a state unlike the data's
+        p = tf.constant([[0.6, 0.4], [0.55, 0.45]])  # AB 0.27, BA 0.22, AA 0.33
+        return tf.math.log(tf.broadcast_to(p, tf.concat([tf.shape(code)[:2], [2, 2]], 0)))
+
+    monkeypatch.setattr(system, "_decode", both_lean_to_a)
+    rows = 50
+    state, legals = np.ones((rows, 1), np.float32), np.ones((rows, 2, 2), np.float32)
+    keys = np.random.default_rng(1).standard_normal((rows, system.key_size())).astype(np.float32)
+    parts = np.stack([system.agent_action(i, state, legals, keys) for i in range(2)], 1)
+    assert {tuple(p) for p in parts} == {AB}
+    assert run_episodes(system, env, 50, seed=2)["episode_returns"].mean() == 1.0
+    monkeypatch.setattr(system.config, "joint_decoding", "independent")
+    assert run_episodes(system, env, 50, seed=2)["episode_returns"].mean() == 0.0  # AA
+    small = CPAPASystem(env, seed=0, hidden_sizes=(8,), joint_decoding="repertoire", repertoire_size=1)
+    with pytest.raises(TrainingError, match="system.repertoire_size"):
+        small.remember(np.array([AB, BA, AB]))
+
+
 def test_policy_average_entropy_equals_hand_computed_values():
     assert mean_entropy_bits(np.array([[[0.5, 0.5], [1.0, 0.0]]])) == pytest.approx([0.5])
     assert mean_entropy_bits(np.full((2, 3, 4), 0.25)) == pytest.approx([2.0, 2.0])
@@ -152,6 +195,8 @@ def test_eq8_threshold_keeps_actions_above_beta():
     (lambda: CPAPAConfig(key_mode="random"), "system.key_mode"),
     (lambda: CPAARConfig(advantages="team"), "system.advantages"),
     (lambda: CPAPAConfig(decoder_layout="tied"), "system.decoder_layout"),
+    (lambda: CPAPAConfig(joint_decoding="vote"), "system.joint_decoding"),
+    (lambda: CPAPAConfig(repertoire_size=0), "system.repertoire_size"),
     (lambda: CPAARConfig(bc_warmup_steps=-1), "system.bc_warmup_steps"),
     (lambda: CPAARConfig(bc_warmup_steps=2.5), "system.bc_warmup_steps"),
 ])
