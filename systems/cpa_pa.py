@@ -30,17 +30,17 @@ OVERRIDES = {
                "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
                "system.ar_steps": 5000, "training_steps": 10_000, "evaluation.every": 5000,
                "evaluation.episodes": 50, "checkpoint_every": 5000},
-    # Aloha: ours, one decoder MLP over [e', s, one-hot(i)] (`decoder_layout=shared`). Over the
-    # same 15 teachers (5 seeds x Poor / Medium / Good, 5 000 distillation steps) it returns
-    # 44.8 / 16.1 / 31.6 where Eq. 12's per-agent decoders return -10.2 / 9.7 / 31.6; the
-    # paper's PA has 73.1 / 73.3 / 75.3 and our teachers 79.4 / 86.9 / 87.5 (not yet solved).
-    # The cause is coverage: only 6 % (Poor) and 10 % (Good) of the states the teacher visits
-    # are in the dataset. PA matches the teacher on those (1-2 % of agent decisions differ) but
-    # not elsewhere (10-26 %). Measured and not kept: pa_lr 2e-3 with 128x128 coders (Poor
-    # seed 1, 20 000 steps: the return swings between -105 and 39); distilling also on states
-    # one feature away from the batch's (Poor seeds 0-1, shared: 10.5 and 50.8 against 45.0
-    # and 60.7).
-    "aloha": {"system.decoder_layout": "shared",
+    # Aloha, ours: the agents decode their parts of one joint action the teacher produced in
+    # distillation (`joint_decoding=repertoire`), with one decoder MLP over [e', s, one-hot(i)]
+    # (`decoder_layout=shared`). Only 6 % (Poor) to 10 % (Good) of the states the teacher visits
+    # are in the dataset; off them each agent's own argmax (Eq. 12) often combined into neighbours
+    # transmitting together (3-13 collisions an episode). Over the 15 teachers (5 seeds x Poor /
+    # Medium / Good, 5 000 distillation steps, greedy): 78.63 / 84.35 / 82.15 at most 0.6
+    # collisions an episode, where the independent argmax gave 44.8 / 16.1 / 31.6 with shared
+    # decoders and -10.2 / 9.7 / 31.6 with Eq. 12's per-agent ones (paper 73.1 / 73.3 / 75.3;
+    # the teachers 79.4 / 86.9 / 87.5). On Poor's 20 000 states the greedy teachers of seeds
+    # 0 and 1 take 42 and 27 distinct joint actions.
+    "aloha": {"system.decoder_layout": "shared", "system.joint_decoding": "repertoire",
               "system.advantages": "continuation", "system.reward_scale": 0.01,  # as cpa_ar's
               "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
               "system.ar_steps": 5000, "training_steps": 10_000, "evaluation.every": 5000,
