@@ -153,6 +153,28 @@ def test_repertoire_pa_acts_only_joint_actions_its_teacher_produced(monkeypatch)
         small.remember(np.array([AB, BA, AB]))
 
 
+def test_repertoire_of_collision_free_joint_actions_keeps_aloha_free_of_collisions(monkeypatch):
+    """On Aloha (10 agents, neighbours collide when both transmit) agents decoding from
+    untrained, random decoders collide when each takes its own argmax, and never when they
+    take their parts of a repertoire holding only the two experts' independent sets."""
+    env = get_environment("cpa", "aloha", "aloha")
+    system = CPAPASystem(env, seed=0, hidden_sizes=(8,), eval_mode="greedy", ar_steps=0,
+                         decoder_layout="shared", joint_decoding="repertoire")
+    system.remember(np.array([[1, 0] * 5, [0, 1] * 5]))  # even agents transmit, or odd ones
+    rng = np.random.default_rng(0)
+
+    def random_decoders(code, state):  # log-probs that differ in every state and agent
+        shape = tuple(code.shape[:2]) + (10, 2)
+        return tf.nn.log_softmax(tf.constant(rng.normal(0.0, 3.0, shape), tf.float32))
+
+    monkeypatch.setattr(system, "_decode", random_decoders)
+    monkeypatch.setattr(system, "greedy_joint_action", lambda s, legals: np.zeros((len(s), 10), np.int64))
+    together = run_episodes(system, env, 20, seed=1)
+    assert together["collisions"].sum() == 0 and together["packets_delivered"].mean() > 20
+    monkeypatch.setattr(system.config, "joint_decoding", "independent")
+    assert run_episodes(system, env, 20, seed=1)["collisions"].mean() > 5
+
+
 def test_policy_average_entropy_equals_hand_computed_values():
     assert mean_entropy_bits(np.array([[[0.5, 0.5], [1.0, 0.0]]])) == pytest.approx([0.5])
     assert mean_entropy_bits(np.full((2, 3, 4), 0.25)) == pytest.approx([2.0, 2.0])
