@@ -25,14 +25,16 @@ OVERRIDES = {
     # (`advantages=joint`, alpha_pi 3), with rewards x0.1, alpha_Q 1e4 and a target copy every
     # 50 steps. With agent i's own Q_i Eq. 5 left BC on Poor (seed 0: -91.8 at 10 000 steps)
     # and its critic diverged (loss 1e5 by step 5 000 at alpha_pi 1); continuation values
-    # take 4 s a step here. 5 seeds, 5 000 steps: Poor 29.48 / 27.58 / 24.71 / 25.03 / 28.83,
+    # take 4 s a step here. 5 seeds, 10 000 steps (greedy): Poor 29.58 / 28.80 / 29.34 / 29.53 /
+    # 29.39 = 29.33 (paper 28.86), about 1 000 s a run on 2 cores. At 5 000 steps Poor was
+    # 29.48 / 27.58 / 24.71 / 25.03 / 28.83, seeds 2-3 still climbing (24.81, 26.15 at 5 000);
     # Medium 30.26 / 30.09 / 30.00 / 28.74 / 29.86, Good 30.65 / 30.57 / 30.21 / 28.94 / 30.36.
     # At alpha_pi 1 Poor was 23.84 (20.65-29.18) and Medium 29.28; at 0.3 Poor seed 3 fell
-    # to 9.81. Poor is still short of the paper's 28.86.
+    # to 9.81.
     "sensor": {"system.bc_warmup_steps": 2000, "system.advantages": "joint",
                "system.advantages_beta": 3.0, "system.reward_scale": 0.1,
                "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
-               "training_steps": 5000, "evaluation.every": 2500, "evaluation.episodes": 50,
+               "training_steps": 10_000, "evaluation.every": 2500, "evaluation.episodes": 50,
                "checkpoint_every": 2500},
     # ours, Aloha's scale: per-step rewards reach -100 (10 colliding agents) and Q_tot climbs
     # to about 700 early on, so the ICQ target weights B softmax(Q/1000) grow without bound
