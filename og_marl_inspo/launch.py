@@ -11,7 +11,7 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import ml_collections
 
@@ -127,30 +127,40 @@ def restore(results_file):
     return system, environment
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested dict as one level of dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
     out = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
 
 
+def flat_config(config: ml_collections.ConfigDict) -> dict:
+    """The config as one level of dotted keys, with JSON's values (lists, not tuples)."""
+    return flatten(json.loads(json.dumps(config.to_dict())))
+
+
+def config_differences(saved: dict, current: dict) -> List[str]:
+    """'key: X there, Y now' for every dotted key whose value differs, sorted by key."""
+    return [f"{key}: {saved.get(key)!r} there, {current.get(key)!r} now"
+            for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
+
+
 def _check_resume_config(checkpoint_dir: Path, config: ml_collections.ConfigDict) -> None:
     """Refuse to resume a checkpoint made with another config (training_steps may grow)."""
-    current = _flat(json.loads(json.dumps(config.to_dict())))
+    current = flat_config(config)
     current.pop("training_steps")
     saved_file = checkpoint_dir / "config.json"
     if not saved_file.exists():
         write_json_atomic(saved_file, current)
         return
-    saved = json.loads(saved_file.read_text())
-    differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    differ = config_differences(json.loads(saved_file.read_text()), current)
     if differ:
-        key = differ[0]
-        raise TrainingError(f"{checkpoint_dir}: made with another config ({key}: {saved.get(key)!r} "
-                            f"there, {current.get(key)!r} now); delete it or use another --results-dir")
+        raise TrainingError(f"{checkpoint_dir}: made with another config ({differ[0]}); "
+                            f"delete it or use another --results-dir")
 
 
 def main(argv) -> None:  # pragma: no cover - thin absl wrapper

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import dataclasses
+import json
 import multiprocessing
 import os
 import time
@@ -98,6 +99,39 @@ def _ray_results(todo: Sequence[Run], args: tuple, workers: int,
             ray.shutdown()
 
 
+def stale_runs(done: Sequence[Run], results_dir: str, config_file: Optional[str] = None,
+               overrides: Sequence[str] = (), train_steps: Optional[int] = None,
+               rel_dir: str = "vaults") -> List[Tuple[Run, List[str]]]:
+    """The finished runs whose results file holds another config than this sweep would
+    give them (a config file edited since, other overrides), each with its differences."""
+    from og_marl_inspo.cli import run_config
+    from og_marl_inspo.config import fill_run_placeholders
+    from og_marl_inspo.launch import config_differences, flat_config, flatten
+    from og_marl_inspo.reporting import results_path
+
+    stale = []
+    for run in done:
+        saved = json.loads(results_path(results_dir, run.source, run.env, run.scenario, run.dataset,
+                                        run.system, run.seed).read_text())["config"]
+        current = fill_run_placeholders(run_config(run.system, run.source, run.env, run.scenario,
+                                                   run.dataset, run.seed, config_file, overrides,
+                                                   train_steps, rel_dir))
+        differ = config_differences(flatten(saved), flat_config(current))
+        if differ:
+            stale.append((run, differ))
+    return stale
+
+
+def _warn_stale(done: Sequence[Run], *args) -> None:
+    """Finished runs are kept as they are; say so when their config is not this sweep's."""
+    stale = stale_runs(done, *args)
+    if stale:
+        run, differ = stale[0]
+        logging.warning("sweep: %d finished runs were made with another config and are kept as they "
+                        "are, e.g. %s (%s); delete them or use another --results-dir to rerun them",
+                        len(stale), run, "; ".join(differ))
+
+
 def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
           config_file: Optional[str] = None, overrides: Sequence[str] = (),
           train_steps: Optional[int] = None, rel_dir: str = "vaults", checkpoint: bool = True,
@@ -116,6 +150,8 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
                                                 r.system, r.seed).exists()]
     logging.warning("sweep: %d runs, %d already done, %d to run", len(runs), len(runs) - len(todo),
                     len(todo))
+    _warn_stale([r for r in runs if r not in todo], results_dir, config_file, overrides, train_steps,
+                rel_dir)
     args = (results_dir, config_file, tuple(overrides), train_steps, rel_dir, checkpoint)
     failures: List[str] = []
     start = time.time()

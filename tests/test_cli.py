@@ -46,6 +46,27 @@ def test_train_with_a_bad_config_value_exits_with_one_line(vault_root, tmp_path,
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
 
 
+def test_sweep_says_when_a_finished_run_has_another_config(vault_root, tmp_path, caplog):
+    from og_marl_inspo.sweep import Run, stale_runs
+
+    args = ["sweep", "--systems", "bc", "--source", "inspo", "--env", "matrix", "--scenarios", "xor",
+            "--datasets", "B", "--seeds", "0", "--train-steps", "10", "--rel-dir", vault_root,
+            "--results-dir", str(tmp_path), "--config.evaluation.every=10"]
+    assert main(args) == 0
+    result = tmp_path / "inspo/matrix/xor/B/bc/seed_0.json"
+    stamp = result.stat().st_mtime_ns
+    run = Run("bc", "inspo", "matrix", "xor", "B", 0)
+    same = ["evaluation.every=10"]
+    assert stale_runs([run], str(tmp_path), None, same, 10, vault_root) == []
+    assert stale_runs([run], str(tmp_path), None, same + ["system.learning_rate=0.01"], 10, vault_root) \
+        == [(run, ["system.learning_rate: 0.001 there, 0.01 now"])]
+    caplog.clear()
+    assert main(args + ["--train-steps", "20"]) == 0
+    assert "1 finished runs were made with another config" in caplog.text
+    assert "training_steps: 10 there, 20 now" in caplog.text
+    assert result.stat().st_mtime_ns == stamp  # kept as it was, not retrained
+
+
 def test_sweep_skips_finished_runs_and_table_reads_them(vault_root, tmp_path, capsys):
     args = ["sweep", "--systems", "bc", "--source", "inspo", "--env", "matrix", "--scenarios", "xor",
             "--datasets", "A,B", "--seeds", "0-1", "--train-steps", "50", "--rel-dir", vault_root,
