@@ -19,7 +19,8 @@
                         [--last K]
     og-marl-inspo export marl-eval --results-dir DIR --out FILE
     og-marl-inspo reproduce TABLE|FIGURE [--seeds N] [--results-dir DIR] [--last K]
-                            (figures: inspo-fig3, inspo-fig5, cpa-fig3, cpa-fig4)
+                            (figures: inspo-fig3, inspo-fig5, cpa-fig3, cpa-fig4;
+                             a figure also takes --config.FIELD=VALUE for every run it trains)
     og-marl-inspo render --source S --env E --scenario SC [--system NAME --checkpoint DIR |
                          --dataset UID --episode K] --out FILE [--rel-dir DIR] [--seed K]
 
@@ -302,6 +303,12 @@ def _cmd_export(args, extra) -> None:
     print(f"wrote {args.out}")
 
 
+def _draws_a_figure(args) -> bool:
+    from og_marl_inspo.figures import FIGURES
+
+    return args.command == "reproduce" and args.table in FIGURES
+
+
 def _cmd_reproduce(args, extra) -> None:
     from og_marl_inspo.figures import FIGURES, reproduce_figure
     from og_marl_inspo.sweep import reproduce
@@ -309,7 +316,7 @@ def _cmd_reproduce(args, extra) -> None:
     if args.table in FIGURES:
         print(reproduce_figure(args.table, seeds=args.seeds, results_dir=args.results_dir,
                                rel_dir=args.rel_dir, workers=args.workers,
-                               progress=not args.no_progress))
+                               progress=not args.no_progress, overrides=extra))
         return
     print(reproduce(args.table, seeds=args.seeds, results_dir=args.results_dir, rel_dir=args.rel_dir,
                     workers=args.workers, fmt=args.format, progress=not args.no_progress,
@@ -345,8 +352,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     unknown = [x for x in extra if not x.startswith("--config.")]
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)}")
-    if overrides and args.command not in ("train", "sweep"):
-        parser.error("--config.FIELD=VALUE overrides apply to train and sweep only")
+    if overrides and not (args.command in ("train", "sweep") or _draws_a_figure(args)):
+        parser.error("--config.FIELD=VALUE overrides apply to train, sweep and reproduce FIGURE only")
     from og_marl_inspo.errors import USER_ERRORS
 
     try:

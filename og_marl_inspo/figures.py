@@ -69,8 +69,10 @@ FIGURES = ("inspo-fig3", "inspo-fig5", "cpa-fig3", "cpa-fig4")
 
 
 def reproduce_figure(figure: str, seeds: int = 5, results_dir: str = "results",
-                     rel_dir: str = "vaults", workers: int = 1, progress: bool = False) -> str:
-    """Train what the figure needs (finished runs are reused), draw it; return a summary."""
+                     rel_dir: str = "vaults", workers: int = 1, progress: bool = False,
+                     overrides: Sequence[str] = ()) -> str:
+    """Train what the figure needs (finished runs are reused), draw it; return a summary.
+    `overrides` ("FIELD=VALUE") go to every run, after the figure's own."""
     from og_marl_inspo.data.vault import available_uids
     from og_marl_inspo.data.collect import build_datasets
     from og_marl_inspo.launch import restore
@@ -80,7 +82,8 @@ def reproduce_figure(figure: str, seeds: int = 5, results_dir: str = "results",
     if figure not in FIGURES:
         raise ValueError(f"unknown figure {figure!r}; known: {', '.join(FIGURES)}")
     if figure in DIVERSITY_FIGURES:
-        return reproduce_diversity_figure(figure, seeds, results_dir, rel_dir, workers, progress)
+        return reproduce_diversity_figure(figure, seeds, results_dir, rel_dir, workers, progress,
+                                          overrides)
     panels = _panels(figure)
     failures: List[str] = []
     for panel in panels:
@@ -89,7 +92,7 @@ def reproduce_figure(figure: str, seeds: int = 5, results_dir: str = "results",
         runs = [Run(panel.system, "inspo", "matrix", panel.scenario, panel.dataset, seed)
                 for seed in range(seeds)]
         failures += sweep(runs, str(Path(results_dir, panel.subdir)), workers,
-                          overrides=["system.eval_mode=stochastic", *panel.overrides],
+                          overrides=["system.eval_mode=stochastic", *panel.overrides, *overrides],
                           rel_dir=rel_dir, progress=progress)
     if failures:
         raise RuntimeError(f"{figure}: {len(failures)} runs failed:\n" + "\n".join(failures))
@@ -150,7 +153,8 @@ DIVERSITY_POOL_SIZE = 32
 
 
 def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "results",
-                               rel_dir: str = "vaults", workers: int = 1, progress: bool = False) -> str:
+                               rel_dir: str = "vaults", workers: int = 1, progress: bool = False,
+                               overrides: Sequence[str] = ()) -> str:
     """CPA Fig. 3 (Permutation) or Fig. 4 (Aloha), Poor data: for AR and PA and each beta, the
     final mean return and policy average entropy (Eq. 19) over seeds, sampled (diverse) mode.
     The AR runs of beta_1 are the teachers of every other bar (`system.teacher_checkpoint`).
@@ -176,19 +180,20 @@ def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "
             for system in ("cpa_ar", "cpa_pa")}
     failures: List[str] = []
     for k, beta in enumerate(betas, 1):
-        out, common = str(Path(results_dir, figure, f"beta_{k}")), [f"system.beta={beta!r}",
-                                                                    "system.eval_mode=stochastic"]
+        out = str(Path(results_dir, figure, f"beta_{k}"))
+        common = [f"system.beta={beta!r}", "system.eval_mode=stochastic"]
         if k == 1:
-            failures += sweep(runs["cpa_ar"], out, workers, overrides=common, rel_dir=rel_dir,
-                              progress=progress)
+            failures += sweep(runs["cpa_ar"], out, workers, overrides=common + list(overrides),
+                              rel_dir=rel_dir, progress=progress)
             if failures:  # every other bar needs these teachers
                 raise RuntimeError(f"{figure}: {len(failures)} AR teachers failed:\n" + "\n".join(failures))
         else:
             failures += sweep(runs["cpa_ar"], out, workers, overrides=common + [
-                f"system.teacher_checkpoint={teacher}"], train_steps=0, rel_dir=rel_dir, progress=progress)
+                f"system.teacher_checkpoint={teacher}", *overrides], train_steps=0, rel_dir=rel_dir,
+                progress=progress)
         failures += sweep(runs["cpa_pa"], out, workers, overrides=common + [
-            f"system.pool_size={DIVERSITY_POOL_SIZE}", f"system.teacher_checkpoint={teacher}"],
-            train_steps=pa_steps, rel_dir=rel_dir, progress=progress)
+            f"system.pool_size={DIVERSITY_POOL_SIZE}", f"system.teacher_checkpoint={teacher}",
+            *overrides], train_steps=pa_steps, rel_dir=rel_dir, progress=progress)
     if failures:
         raise RuntimeError(f"{figure}: {len(failures)} runs failed:\n" + "\n".join(failures))
     bars = {}  # (system, k) -> (returns, entropies) over seeds

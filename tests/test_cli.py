@@ -121,3 +121,17 @@ def test_unknown_table_and_system_names(capsys):
     assert "unknown table 'inspo-table9'" in capsys.readouterr().err
     assert main(["reproduce", "cpa-table1", "--last", "0"]) == 2  # refused before any training
     assert "last must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_reproduce_passes_overrides_to_a_figure_and_refuses_them_for_a_table(monkeypatch, capsys):
+    from og_marl_inspo import figures
+
+    seen = {}
+    monkeypatch.setattr(figures, "reproduce_figure",
+                        lambda figure, overrides=(), **_: seen.setdefault(figure, list(overrides)) and "drawn")
+    assert main(["reproduce", "cpa-fig4", "--config.system.threshold_weighting=renormalised"]) == 0
+    assert seen == {"cpa-fig4": ["system.threshold_weighting=renormalised"]}
+    with pytest.raises(SystemExit) as stop:
+        main(["reproduce", "cpa-table1", "--config.system.beta=0.5"])
+    assert stop.value.code == 2
+    assert "apply to train, sweep and reproduce FIGURE only" in capsys.readouterr().err

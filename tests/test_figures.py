@@ -78,6 +78,12 @@ def test_diversity_figure_averages_each_beta_over_seeds_and_draws_both_panels(tm
     assert len(lines) == 1 + 8
     assert (tmp_path / "figures" / "cpa-fig3.png").stat().st_size > 1000
 
+    calls.clear()  # a reading of Eq. 8 chosen on the command line reaches every run, last
+    reproduce_diversity_figure("cpa-fig3", seeds=2, results_dir=str(tmp_path), rel_dir=str(tmp_path / "vaults"),
+                               overrides=["system.threshold_weighting=renormalised"])
+    assert len(calls) == 8
+    assert all(overrides[-1] == "system.threshold_weighting=renormalised" for _, _, overrides, _ in calls)
+
 
 def test_diversity_figure_stops_when_its_ar_teachers_fail(tmp_path, monkeypatch):
     from og_marl_inspo import sweep as sweep_module
