@@ -25,9 +25,9 @@ OVERRIDES = {
     # Sensor, 5 seeds, greedy, from cpa_ar's 10 000-step runs as `teacher_checkpoint` with
     # `--train-steps 5000`, i.e. the 5 000 distillation steps this entry gives without one:
     # Poor 29.54 / 29.02 / 29.30 / 29.31 / 29.68 = 29.37 (paper 28.39), Medium 30.32 / 30.47 /
-    # 30.33 / 30.32 / 30.60 = 30.41 (28.71), 300-650 s a run, teacher agreement 0.99-1.00.
-    # From 5 000-step teachers: Poor 27.38, Medium 29.71, Good 30.07 (paper 28.39 / 28.71 /
-    # 29.22); Good is not yet rerun from 10 000-step ones.
+    # 30.33 / 30.32 / 30.60 = 30.41 (28.71), Good 30.52 / 30.53 / 30.62 / 30.21 / 30.78 = 30.53
+    # (29.22), 300-650 s a run, teacher agreement 0.99-1.00. From 5 000-step teachers: Poor
+    # 27.38, Medium 29.71, Good 30.07.
     "sensor": {"system.bc_warmup_steps": 2000, "system.advantages": "joint",  # as cpa_ar's
                "system.advantages_beta": 3.0, "system.reward_scale": 0.1,
                "system.target_q_taken_beta": 1e4, "system.target_update_period": 50,
