@@ -27,7 +27,7 @@ OVERRIDES = {
     # and its critic diverged (loss 1e5 by step 5 000 at alpha_pi 1); continuation values
     # take 4 s a step here. 5 seeds, 10 000 steps (greedy): Poor 29.58 / 28.80 / 29.34 / 29.53 /
     # 29.39 = 29.33 (paper 28.86), Medium 30.54 / 30.54 / 30.72 / 30.45 / 30.31 = 30.51
-    # (28.95), Good 30.62 / 30.73 / 30.89 / 30.41 / 30.48 = 30.63 (29.67); 950-1 400 s a run. At
+    # (28.95), Good 30.62 / 30.73 / 30.89 / 30.41 / 30.48 = 30.63 (29.67); 950-1 500 s a run. At
     # 5 000 steps Poor was 29.48 / 27.58 / 24.71 / 25.03 / 28.83, seeds 2-3 still climbing
     # (24.81, 26.15 at 5 000); Medium 30.26 / 30.09 / 30.00 / 28.74 / 29.86, Good 30.65 /
     # 30.57 / 30.21 / 28.94 / 30.36.
