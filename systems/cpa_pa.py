@@ -17,7 +17,7 @@ from og_marl_inspo.config import build_config
 from og_marl_inspo.cpa import CPAPAConfig
 
 OVERRIDES = {
-    "matrix": {"system.advantages_beta": 0.3,  # as cpa_ar's
+    "matrix": {"system.advantages": "joint", "system.advantages_beta": 0.3,  # as cpa_ar's
                "system.ar_steps": 800, "training_steps": 3800, "evaluation.every": 400,
                "evaluation.episodes": 100, "checkpoint_every": 400},
     "bridge": {"system.ar_steps": 20_000, "training_steps": 25_000, "evaluation.every": 5000,

@@ -449,15 +449,25 @@ def test_reward_scale_scales_the_critics_target_and_is_checked():
 
 
 def test_ar_solves_permutation_poor_with_its_matrix_config_at_the_seed_that_failed(tmp_path):
-    """Seed 2 stayed at 0.00 with MAICQ's alpha_pi 0.1; the matrix config's 0.3 solves it."""
+    """Seed 2 stayed at 0.00 with MAICQ's alpha_pi 0.1; the matrix config's 0.3 solves it. Its
+    joint advantages keep every action that collides with an earlier agent's below Fig. 3's
+    beta_4 = 1/6 (agent Q_i let them reach 0.27), so Eq. 8 at beta_4 plays only permutations."""
+    import dataclasses
+    import itertools
+
     from og_marl_inspo.cli import run_config
     from og_marl_inspo.data.collect import build_datasets
-    from og_marl_inspo.launch import run
+    from og_marl_inspo.launch import restore, run
 
     build_datasets("cpa", "matrix", "permutation", ["Poor"], rel_dir=str(tmp_path))
     config = run_config("cpa_ar", "cpa", "matrix", "permutation", "Poor", 2, rel_dir=str(tmp_path),
                         overrides=["system.eval_mode=greedy"])
     assert config.system.advantages_beta == 0.3 and config.training_steps == 800
+    assert config.system.advantages == "joint"
     with config.unlocked():
         config.evaluation.update(every=800, episodes=20, final_multiplier=1)
-    assert run(config, str(tmp_path), progress=False, checkpoint=False)["final"]["episode_return_mean"] == 1.0
+    assert run(config, str(tmp_path), progress=False)["final"]["episode_return_mean"] == 1.0
+    system, _ = restore(tmp_path / "cpa/matrix/permutation/Poor/cpa_ar/seed_2.json")
+    system.config = dataclasses.replace(system.config, beta=1 / 6)
+    joint = system.joint_policy(np.ones((1, 1), np.float32))[0]
+    assert sum(joint[p] for p in itertools.permutations(range(4))) > 0.99
