@@ -146,10 +146,14 @@ DIVERSITY_FIGURES = {
     "cpa-fig3": ("matrix", "permutation", "Poor", 4, lambda n: (1.0, 1 / (0.8 * n), 1 / n, 1 / (1.5 * n))),
     "cpa-fig4": ("aloha", "aloha", "Poor", 2, lambda n: (1.0, 1 / (1.5 * n), 1 / (2 * n), 1 / (3 * n))),
 }
-# PA's pool in diverse mode. Ours: algorithms.md 3.2 proposes 8, but Permutation has 24 optimal
-# joint actions and a pool of 8 must merge them, which brings the mismatch back inside an entry
-# (measured on Poor at beta_4: return 0.60 with 8 entries, 0.75 with 32; the teacher's is 0.79).
-DIVERSITY_POOL_SIZE = 32
+# PA in diverse mode, ours. A pool of 32, not algorithms.md 3.2's 8: Permutation has 24 optimal
+# joint actions and 8 entries must merge them, which brings the mismatch back inside an entry
+# (Poor, beta_4, teachers on agent Q_i: return 0.60 with 8 entries, 0.75 with 32). Repertoire
+# decoding (`joint_decoding`, Aloha's setting already): each agent takes its part of the teacher
+# joint action the decoders find most likely. From the joint-advantage teachers, which play
+# only permutations at every beta, Eq. 12's own argmax gave 0.87 at beta_3 and 0.70 at beta_4
+# (one agent's part of another entry's permutation), repertoire decoding 1.00 at both (5 seeds).
+DIVERSITY_PA_OVERRIDES = ("system.pool_size=32", "system.joint_decoding=repertoire")
 
 
 def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "results",
@@ -192,8 +196,8 @@ def reproduce_diversity_figure(figure: str, seeds: int = 5, results_dir: str = "
                 f"system.teacher_checkpoint={teacher}", *overrides], train_steps=0, rel_dir=rel_dir,
                 progress=progress)
         failures += sweep(runs["cpa_pa"], out, workers, overrides=common + [
-            f"system.pool_size={DIVERSITY_POOL_SIZE}", f"system.teacher_checkpoint={teacher}",
-            *overrides], train_steps=pa_steps, rel_dir=rel_dir, progress=progress)
+            *DIVERSITY_PA_OVERRIDES, f"system.teacher_checkpoint={teacher}", *overrides],
+            train_steps=pa_steps, rel_dir=rel_dir, progress=progress)
     if failures:
         raise RuntimeError(f"{figure}: {len(failures)} runs failed:\n" + "\n".join(failures))
     bars = {}  # (system, k) -> (returns, entropies) over seeds

@@ -3,12 +3,13 @@
 `training_steps` counts every `train_step` call: the first `system.ar_steps` train the
 AR teacher (systems/cpa_ar.py's settings), the rest distil it into the action pool,
 encoder, decoders and key prior. Deterministic mode by default (beta 1, pool size 1,
-greedy: CPA Table 1); Figures 3-4 use `system.pool_size=32`, smaller `system.beta` and
-`system.eval_mode=stochastic`. The matrix games get 3 000 distillation steps (ours): a
-diverse pool needs them (300 sufficed for pool size 1, but 8 entries then still fell
-into 2 and mismatched). `system.teacher_checkpoint` starts from a finished cpa_ar run
-(placeholders {dataset}, {seed}, ... are filled per run); its `ar_updates` then usually
-reach `ar_steps` already, and every step of `training_steps` distils.
+greedy: CPA Table 1); Figures 3-4 use `system.pool_size=32`,
+`system.joint_decoding=repertoire`, smaller `system.beta` and `system.eval_mode=stochastic`
+(figures.py). The matrix games get 3 000 distillation steps (ours): a diverse pool needs
+them (300 sufficed for pool size 1, but 8 entries then still fell into 2 and mismatched).
+`system.teacher_checkpoint` starts from a finished cpa_ar run (placeholders {dataset},
+{seed}, ... are filled per run); its `ar_updates` then usually reach `ar_steps` already,
+and every step of `training_steps` distils.
 """
 
 import dataclasses

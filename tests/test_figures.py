@@ -69,7 +69,8 @@ def test_diversity_figure_averages_each_beta_over_seeds_and_draws_both_panels(tm
     assert calls[0] == ("cpa_ar", "beta_1", ["system.beta=1.0", "system.eval_mode=stochastic"], None)
     assert calls[2] == ("cpa_ar", "beta_2", ["system.beta=0.3125", "system.eval_mode=stochastic", teacher], 0)
     assert calls[7] == ("cpa_pa", "beta_4", ["system.beta=0.16666666666666666", "system.eval_mode=stochastic",
-                                             "system.pool_size=32", teacher], 3000)  # 3800 - 800 AR steps
+                                             "system.pool_size=32", "system.joint_decoding=repertoire",
+                                             teacher], 3000)  # 3800 - 800 AR steps
     assert len(calls) == 8
     lines = report.splitlines()
     assert lines[0].endswith("cpa-fig3.png, " + str(tmp_path / "figures" / "cpa-fig3.pdf"))
