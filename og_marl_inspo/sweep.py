@@ -122,16 +122,6 @@ def stale_runs(done: Sequence[Run], results_dir: str, config_file: Optional[str]
     return stale
 
 
-def _warn_stale(done: Sequence[Run], *args) -> None:
-    """Finished runs are kept as they are; say so when their config is not this sweep's."""
-    stale = stale_runs(done, *args)
-    if stale:
-        run, differ = stale[0]
-        logging.warning("sweep: %d finished runs were made with another config and are kept as they "
-                        "are, e.g. %s (%s); delete them or use another --results-dir to rerun them",
-                        len(stale), run, "; ".join(differ))
-
-
 def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
           config_file: Optional[str] = None, overrides: Sequence[str] = (),
           train_steps: Optional[int] = None, rel_dir: str = "vaults", checkpoint: bool = True,
@@ -150,8 +140,12 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
                                                 r.system, r.seed).exists()]
     logging.warning("sweep: %d runs, %d already done, %d to run", len(runs), len(runs) - len(todo),
                     len(todo))
-    _warn_stale([r for r in runs if r not in todo], results_dir, config_file, overrides, train_steps,
-                rel_dir)
+    stale = stale_runs([r for r in runs if r not in todo], results_dir, config_file, overrides,
+                       train_steps, rel_dir)
+    if stale:  # kept as they are: say so
+        logging.warning("sweep: %d finished runs were made with another config and are kept as they "
+                        "are, e.g. %s (%s); delete them or use another --results-dir to rerun them",
+                        len(stale), stale[0][0], "; ".join(stale[0][1]))
     args = (results_dir, config_file, tuple(overrides), train_steps, rel_dir, checkpoint)
     failures: List[str] = []
     start = time.time()
