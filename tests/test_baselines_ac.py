@@ -10,7 +10,7 @@ import tensorflow as tf
 from test_inspo import fake_batch, fake_env, xor_buffer
 
 from og_marl_inspo.baselines.alberdice import AlberDICEConfig, AlberDICESystem
-from og_marl_inspo.baselines.omar import OMARConfig, rectified_actions
+from og_marl_inspo.baselines.omar import OMARConfig, actor_loss_eq6, rectified_actions
 from og_marl_inspo.baselines.omiga import OMIGAConfig, OMIGASystem, local_z, v_loss_eq11
 from og_marl_inspo.errors import ConfigError
 from og_marl_inspo.networks import agentwise_variables
@@ -115,10 +115,39 @@ def test_omar_action_search_returns_legal_actions_only():
     assert (found == masked_best).mean() > 0.95  # enough samples find the best legal action
 
 
+def test_omar_floored_log_stops_pushing_a_dropped_action_down():
+    """The CFCQL repo's log(pi + 1e-5): a data action the policy gives ~0 mass and a
+    negative advantage no longer drives its logit down; with the bare log pi it does."""
+    logits = tf.Variable([[[[0.0, -30.0, 0.0]]]])  # action 1 all but dropped
+    q = tf.constant([[[[1.0, -1.0, 1.0]]]])
+    taken = tf.one_hot([[[1]]], 3)  # the data took action 1: advantage -2
+    rectified = tf.one_hot([[[0]]], 3)
+
+    def pull(floor):
+        with tf.GradientTape() as tape:
+            loss = actor_loss_eq6(tf.nn.log_softmax(logits), q, taken, rectified, 0.0, floor)
+        return tape.gradient(loss, logits).numpy()[0, 0, 0, 1]
+
+    assert pull(0.0) > 1.9  # descent keeps lowering the dropped logit at full strength
+    assert abs(pull(1e-5)) < 1e-6
+
+
+def test_omar_rectification_mean_is_the_squared_norm_over_a():
+    log_pi = tf.nn.log_softmax(tf.constant([[[[0.3, -0.2, 1.0, 0.0]]]]))
+    zero_q = tf.zeros([1, 1, 1, 4])
+    taken, rectified = tf.one_hot([[[1]]], 4), tf.one_hot([[[2]]], 4)
+    total = actor_loss_eq6(log_pi, zero_q, taken, rectified, 1.0, rectification="sum")
+    mean = actor_loss_eq6(log_pi, zero_q, taken, rectified, 1.0, rectification="mean")
+    np.testing.assert_allclose(mean.numpy(), total.numpy() / 4, rtol=1e-6)
+    assert total.numpy() > 0.3
+
+
 @pytest.mark.parametrize("config, fields, message", [
     (OMARConfig, {"action_search": "grid"}, "system.action_search: choose one of argmax, cem"),
     (OMARConfig, {"omar_num_elites": 20}, "system.omar_num_elites: must be in"),
     (OMARConfig, {"cql_alpha": -1.0}, "system.cql_alpha: must be >= 0"),
+    (OMARConfig, {"log_prob_floor": 1.0}, "system.log_prob_floor: must be in"),
+    (OMARConfig, {"rectification": "max"}, "system.rectification: choose one of mean, sum"),
     (OMIGAConfig, {"alpha": 0.0}, "system.alpha: must be > 0"),
     (OMIGAConfig, {"target_tau": 1.5}, "system.target_tau"),
     (AlberDICEConfig, {"alpha_end": -1.0}, "system.alpha_end: must be > 0"),

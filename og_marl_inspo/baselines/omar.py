@@ -36,6 +36,7 @@ from og_marl_inspo.networks import MASK_VALUE, Torso, masked_logits
 from og_marl_inspo.td import hard_update, td_lambda_targets
 
 ACTION_SEARCHES = ("argmax", "cem")
+RECTIFICATIONS = ("mean", "sum")
 
 
 @dataclasses.dataclass
@@ -45,6 +46,9 @@ class OMARConfig:
     critic_lr: float = 1e-3          # CFCQL repo omar: Adam, critic lr
     cql_alpha: float = 5.0           # CQL weight (CFCQL repo omar)
     omar_coe: float = 0.5            # c of OMAR Eq. 6 (CFCQL repo; continuous OMAR 0.7 in OG-MARL)
+    log_prob_floor: float = 1e-5     # CFCQL repo: log(pi(a_i) + 1e-5) in the policy gradient; 0 = log pi
+    rectification: str = "mean"      # CFCQL repo: mse over the A entries of pi - one_hot(a*); "sum":
+    #                                  Eq. 6's squared norm, A times the weight
     td_lambda: float = 0.6           # CFCQL repo; small games 0 (one-step targets)
     target_update_period: int = 200  # hard copy of critics and policy (CFCQL repo)
     grad_clip: float = 10.0
@@ -68,6 +72,8 @@ class OMARConfig:
             ("critic_lr", self.critic_lr > 0, "must be > 0"),
             ("cql_alpha", self.cql_alpha >= 0, "must be >= 0"),
             ("omar_coe", 0 <= self.omar_coe <= 1, "must be in [0, 1]"),
+            ("log_prob_floor", 0 <= self.log_prob_floor < 1, "must be in [0, 1)"),
+            ("rectification", self.rectification in RECTIFICATIONS, f"choose one of {', '.join(RECTIFICATIONS)}"),
             ("td_lambda", 0 <= self.td_lambda <= 1, "must be in [0, 1]"),
             ("target_update_period", self.target_update_period >= 1, "must be >= 1"),
             ("grad_clip", self.grad_clip > 0, "must be > 0"),
@@ -102,16 +108,26 @@ def cql_critic_loss_eq3(q, taken, y, legals, cql_alpha):
     return tf.reduce_mean(tf.square(q_taken - y)) + cql_alpha * tf.reduce_mean(penalty)
 
 
-def actor_loss_eq6(log_pi, q, taken, rectified, coe):
+def actor_loss_eq6(log_pi, q, taken, rectified, coe, log_prob_floor=0.0, rectification="sum"):
     """OMAR Eq. 6, discrete (CFCQL repo): (1-c) PG with baseline + c ||pi - one_hot(a*)||^2.
+
+    The PG term reads log(pi(a_i) + log_prob_floor): with the CFCQL repo's floor of 1e-5
+    an action the policy has all but dropped stops pulling its logit further down (with
+    the bare log pi, the loss fell to -4e6 on Bridge as the logits grew apart).
+    `rectification="mean"` averages the squared error over the A entries, as their
+    mse_loss; "sum" is Eq. 6's squared norm.
 
     log_pi, q, taken, rectified (one-hot a*) all (B,T-1,N,A) -> scalar.
     """
     pi = tf.exp(log_pi)
     advantage = tf.stop_gradient(tf.reduce_sum((taken - pi) * q, -1))  # Q(a_i) - E_pi Q
-    policy_gradient = -tf.reduce_mean(advantage * tf.reduce_sum(taken * log_pi, -1))
-    rectification = tf.reduce_mean(tf.reduce_sum(tf.square(pi - rectified), -1))
-    return (1.0 - coe) * policy_gradient + coe * rectification
+    log_pi_taken = tf.reduce_sum(taken * log_pi, -1)
+    if log_prob_floor > 0:
+        log_pi_taken = tf.math.log(tf.reduce_sum(taken * pi, -1) + log_prob_floor)
+    policy_gradient = -tf.reduce_mean(advantage * log_pi_taken)
+    squared = tf.square(pi - rectified)
+    rectification_loss = tf.reduce_mean(squared if rectification == "mean" else tf.reduce_sum(squared, -1))
+    return (1.0 - coe) * policy_gradient + coe * rectification_loss
 
 
 def rectified_actions(q, legals, mode, seed=None, iters=3, samples=10, elites=5):
@@ -223,7 +239,8 @@ class OMARSystem(BaseOfflineSystem):
         with tf.GradientTape() as tape:
             logits = masked_logits(self.policy.unroll(batch.obs, batch.resets), legals)[:, :-1]
             log_pi = tf.nn.log_softmax(logits)  # renormalised over legal actions (ours)
-            policy_loss = actor_loss_eq6(log_pi, q1, taken, rectified, cfg.omar_coe)  # OMAR Eq. 6
+            policy_loss = actor_loss_eq6(log_pi, q1, taken, rectified, cfg.omar_coe,  # OMAR Eq. 6
+                                         cfg.log_prob_floor, cfg.rectification)
         grads = tape.gradient(policy_loss, policy_vars)
         grads, _ = tf.clip_by_global_norm(grads, cfg.grad_clip)
         self.policy_optimizer.apply(grads, policy_vars)
