@@ -11,6 +11,13 @@ prefers its more frequent action A, and OMAR scores 0.00 +- 0.00 where InSPO rep
 0.1 (5 seeds, sampled evaluation) XOR (b) gives -2.00 +- 0.00, (c) 0.00 +- 0.00 and M-NE 20 / 5,
 all as InSPO's Tables 1-2, and the (B,B) panel of its Fig. 3. XOR (a) stays near 0 at either
 weight (InSPO: 1.00): independent learners on two tied actions do not coordinate.
+
+Bridge, InSPO Table 3 (`reproduce inspo-table3 --envs bridge --systems omar`, 5 seeds,
+sampled evaluation): Optimal and Mixed both -15.50 +- 0.00 (paper -6.01 +- 0.00 each, a value
+InSPO copies from AlberDICE's paper). Every seed deadlocks at the start: agent_0 steps right
+and agent_1 left, each toward its own goal, so they try to swap cells and both stay. Each
+agent's Q_i there puts right and left within 0.02-0.15 of each other, and its policy is
+one-hot on its own side. Optimal crosses at a few evaluations early on (-1.29), never at the end.
 """
 
 import dataclasses
