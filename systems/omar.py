@@ -17,7 +17,7 @@ sampled evaluation): Optimal and Mixed both -15.50 +- 0.00 (paper -6.01 +- 0.00 
 InSPO copies from AlberDICE's paper). Every seed deadlocks at the start: agent_0 steps right
 and agent_1 left, each toward its own goal, so they try to swap cells and both stay. Each
 agent's Q_i there puts right and left within 0.03-0.14 of each other, and its policy is
-one-hot on its own side. Optimal crosses at a few evaluations early on (-1.29), never at the end.
+one-hot on its own side. Optimal crosses at some evaluations (-1.29), never at the final one.
 """
 
 import dataclasses
