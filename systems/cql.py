@@ -11,7 +11,8 @@ Bridge with `_GRID` (2x128, Adam 3e-4, 50 000 steps; `reproduce cpa-table1 --env
 -12.65 +- 5.69 (-18.52), Medium -12.65 +- 5.68 (-15.62), Good -8.74 +- 9.59 (-4.00). Each
 seed ends in deadlock (-15.5), a crossing (-1.3) or, on Good, a detour (-24.4); the
 evaluations flip between these as training goes on. Sensor Poor, seeds 0-1 (not yet 5):
-25.52 and 25.41 (paper 0.54), BC-like (our BC: 26.00).
+25.52 and 25.41 (paper 0.54), BC-like (our BC: 26.00). Aloha Poor, 5 seeds: 0.00 +- 0.00
+(paper 31.15): from step 5 000 on every evaluation is 0, a team that never transmits.
 """
 
 import dataclasses
