@@ -121,9 +121,10 @@ def actor_loss_eq6(log_pi, q, taken, rectified, coe, log_prob_floor=0.0, rectifi
     """
     pi = tf.exp(log_pi)
     advantage = tf.stop_gradient(tf.reduce_sum((taken - pi) * q, -1))  # Q(a_i) - E_pi Q
-    log_pi_taken = tf.reduce_sum(taken * log_pi, -1)
     if log_prob_floor > 0:
         log_pi_taken = tf.math.log(tf.reduce_sum(taken * pi, -1) + log_prob_floor)
+    else:
+        log_pi_taken = tf.reduce_sum(taken * log_pi, -1)
     policy_gradient = -tf.reduce_mean(advantage * log_pi_taken)
     squared = tf.square(pi - rectified)
     rectification_loss = tf.reduce_mean(squared if rectification == "mean" else tf.reduce_sum(squared, -1))
