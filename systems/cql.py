@@ -14,8 +14,8 @@ evaluations flip between these as training goes on. Sensor Poor, seeds 0-1 (not 
 25.52 and 25.41 (paper 0.54), BC-like (our BC: 26.00). Aloha, 5 seeds: Poor 0.00 +- 0.00
 (31.15), Medium 24.52 +- 0.33 (13.53), Good -2000.00 +- 0.00 (14.19). Each independent
 Q_i(b_i, .) settles on one joint rule, the same on every seed: on Poor every agent waits;
-on Medium only agents 0 and 9 (two neighbours each, not adjacent) transmit with backlog 1,
-and never collide; on Good every agent ranks transmit first for any backlog >= 1, so all
+on Medium only agents 0 and 9 (two neighbours each, not adjacent) transmit, with backlog
+2-3 on every seed (and 1 on four), and never collide; on Good every agent ranks transmit first for any backlog >= 1, so all
 ten transmit at every step and all 200 agent-steps collide. In the vaults, agents with a
 packet transmit about half the time on all three, but a transmission succeeds 30 % of
 the time on Poor, 55 % on Medium and 100 % on Good: Good's behaviour policy took turns,
