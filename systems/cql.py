@@ -10,13 +10,15 @@ Bridge with `_GRID` (2x128, Adam 3e-4, 50 000 steps; `reproduce cpa-table1 --env
 --systems bcq,cql`, 5 seeds, final greedy return, paper in brackets): Poor
 -12.65 +- 5.69 (-18.52), Medium -12.65 +- 5.68 (-15.62), Good -8.74 +- 9.59 (-4.00). Each
 seed ends in deadlock (-15.5), a crossing (-1.3) or, on Good, a detour (-24.4); the
-evaluations flip between these as training goes on. Sensor Poor, seeds 0-1 (not yet 5):
-25.52 and 25.41 (paper 0.54), BC-like (our BC: 26.00). Aloha, 5 seeds: Poor 0.00 +- 0.00
+evaluations flip between these as training goes on. Sensor, 5 seeds: Poor 25.44 +- 0.18
+(0.54), Medium 26.95 +- 0.15 (0.12), Good 26.86 +- 0.35 (12.24), within 0.6 of our BC
+(26.00, 26.61, 27.03) and at 24-28 from step 5 000 on. Aloha, 5 seeds: Poor 0.00 +- 0.00
 (31.15), Medium 24.52 +- 0.33 (13.53), Good -2000.00 +- 0.00 (14.19). Each independent
 Q_i(b_i, .) settles on one joint rule, the same on every seed: on Poor every agent waits;
 on Medium only agents 0 and 9 (two neighbours each, not adjacent) transmit, with backlog
-2-3 on every seed (and 1 on four), and never collide; on Good every agent ranks transmit first for any backlog >= 1, so all
-ten transmit at every step and all 200 agent-steps collide. In the vaults, agents with a
+2-3 on every seed (and 1 on four), and never collide; on Good every agent ranks transmit
+first for any backlog >= 1, so all ten transmit at every step and all 200 agent-steps
+collide. In the vaults, agents with a
 packet transmit about half the time on all three, but a transmission succeeds 30 % of
 the time on Poor, 55 % on Medium and 100 % on Good: Good's behaviour policy took turns,
 and Q_i, which cannot see whose turn it is, learns that transmitting always pays.
