@@ -11,7 +11,9 @@ Bridge with `_GRID` (2x128, Adam 3e-4, 50 000 steps; `reproduce cpa-table1 --env
 Poor and Medium the greedy joint action flips between deadlock at the bridge (-15.5) and
 crossing (-1.3) from one evaluation to the next. Sensor Poor, seed 0 (not yet 5): 25.96
 (paper 4.43), every evaluation from step 5 000 on between 25.1 and 26.8, as our BC (26.00)
-and CQL (25.52, 25.41) on the same vault. Sensor Good, seed 0: 27.10 (paper 4.62).
+and CQL (25.44 over 5 seeds) on the same vault. Sensor Good, seed 0: 27.10 (paper 4.62).
+Aloha Poor, 5 seeds: 0.00 +- 0.00 (1.80 +- 1.94, so within the paper's +-): from step
+5 000 on every evaluation is 0, the team that never transmits, as CQL on Poor.
 """
 
 import dataclasses
