@@ -18,10 +18,10 @@ Q_i(b_i, .) settles on one joint rule, the same on every seed: on Poor every age
 on Medium only agents 0 and 9 (two neighbours each, not adjacent) transmit, with backlog
 2-3 on every seed (and 1 on four), and never collide; on Good every agent ranks transmit
 first for any backlog >= 1, so all ten transmit at every step and all 200 agent-steps
-collide. In the vaults, agents with a
-packet transmit about half the time on all three, but a transmission succeeds 30 % of
-the time on Poor, 55 % on Medium and 100 % on Good: Good's behaviour policy took turns,
-and Q_i, which cannot see whose turn it is, learns that transmitting always pays.
+collide. In the vaults, agents with a packet transmit about half the time on all three,
+but a transmission succeeds 30 % of the time on Poor, 55 % on Medium and 100 % on Good:
+Good's behaviour policy took turns, and Q_i, which cannot see whose turn it is, learns
+that transmitting always pays.
 """
 
 import dataclasses
