@@ -27,7 +27,10 @@ import ml_collections
 
 from og_marl_inspo.errors import ConfigError
 
-REPO_SYSTEMS_DIR = Path(__file__).resolve().parents[1] / "systems"
+# Where `systems/<name>.py` is found: inside the package for a wheel or a non-editable
+# install (pyproject maps systems/ to og_marl_inspo/systems), else the repository's systems/.
+SYSTEMS_DIRS = (Path(__file__).resolve().parent / "systems",
+                Path(__file__).resolve().parents[1] / "systems")
 
 
 def build_config(system_name: str, system_defaults: Mapping[str, Any],
@@ -124,13 +127,19 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
 
 
 def default_config(system_name: str, env: str = "", scenario: str = "") -> ml_collections.ConfigDict:
-    """`systems/<name>.py:<env>/<scenario>` when the repository's systems/ is present,
-    else the system's dataclass defaults."""
-    path = REPO_SYSTEMS_DIR / f"{system_name}.py"
-    if path.is_file():
-        return load_config_file(f"{path}:{env}/{scenario}")
-    from og_marl_inspo.registry import system_config_class
+    """`systems/<name>.py:<env>/<scenario>`; a system from another package that has no
+    such file gets its dataclass defaults. A built-in system without its file is refused:
+    its dataclass defaults are not its published settings."""
+    from og_marl_inspo.registry import is_builtin, system_config_class
 
+    for directory in SYSTEMS_DIRS:
+        path = directory / f"{system_name}.py"
+        if path.is_file():
+            return load_config_file(f"{path}:{env}/{scenario}")
+    if is_builtin(system_name):
+        raise ConfigError(f"systems/{system_name}.py, the published config of {system_name}, is not "
+                          f"installed (looked in {', '.join(str(d) for d in SYSTEMS_DIRS)}); reinstall "
+                          f"og-marl-inspo from its repository or pass --config path/to/{system_name}.py")
     config_cls = system_config_class(system_name)
     defaults = dataclasses.asdict(config_cls()) if config_cls else {}
     return build_config(system_name, defaults)

@@ -74,6 +74,11 @@ def _resolve(name: str):
     return target
 
 
+def is_builtin(name: str) -> bool:
+    """Whether `name` is one of this package's systems (each has a `systems/<name>.py`)."""
+    return name in _BUILTIN
+
+
 def system_class(name: str):
     """The class (or factory) registered as `name`, unbuilt: for its class attributes."""
     return _resolve(name)

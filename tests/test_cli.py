@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from og_marl_inspo import config as config_module
+from og_marl_inspo import registry
 from og_marl_inspo.cli import main, run_config
-from og_marl_inspo.config import load_config_file
+from og_marl_inspo.config import default_config, load_config_file
 from og_marl_inspo.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_overrides_are_typed_and_unknown_fields_refused():
@@ -34,6 +44,48 @@ def test_config_file_task_overrides_and_lock():
     assert matrix.system.torso == "mlp" and matrix.training_steps == 1000
     with pytest.raises(AttributeError):
         matrix.system.alhpa = 1.0  # locked: a misspelt field cannot be added
+
+
+def test_a_wheel_carries_the_published_configs(tmp_path, monkeypatch):
+    """A non-editable install must read the same systems/<name>.py as the repository."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for name in ("og_marl_inspo", "systems"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    wheel = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl")))
+    shipped = set(wheel.namelist())
+    modules = {path.relative_to(REPO).as_posix() for path in (REPO / "og_marl_inspo").rglob("*.py")}
+    assert not modules - shipped, "a subpackage is missing from pyproject's packages"
+    builtins = [name for name in registry.list_systems() if registry.is_builtin(name)]
+    assert {f"og_marl_inspo/systems/{name}.py" for name in builtins} <= shipped
+    wheel.extractall(tmp_path / "site")
+    monkeypatch.setattr(config_module, "SYSTEMS_DIRS", (tmp_path / "site" / "og_marl_inspo" / "systems",))
+    installed = default_config("cql", "aloha", "aloha")
+    assert installed.training_steps == 50_000  # the Aloha override, not the dataclass defaults
+    assert installed.to_dict() == load_config_file(f"{REPO}/systems/cql.py:aloha/aloha").to_dict()
+
+
+def test_a_builtin_system_without_its_config_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(config_module, "SYSTEMS_DIRS", (tmp_path,))
+    with pytest.raises(ConfigError, match="systems/cql.py, the published config of cql, is not installed"):
+        default_config("cql", "aloha", "aloha")
+
+    @dataclasses.dataclass
+    class ToyConfig:
+        alpha: float = 0.25
+
+    class ToySystem:
+        Config = ToyConfig
+
+    registry.register("toy", ToySystem)  # another package's system: its dataclass defaults
+    try:
+        assert default_config("toy", "aloha", "aloha").system.alpha == 0.25
+    finally:
+        registry._REGISTERED.pop("toy")
 
 
 def test_train_with_a_bad_config_value_exits_with_one_line(vault_root, tmp_path, capsys):
