@@ -12,8 +12,14 @@ Poor and Medium the greedy joint action flips between deadlock at the bridge (-1
 crossing (-1.3) from one evaluation to the next. Sensor Poor, seed 0 (not yet 5): 25.96
 (paper 4.43), every evaluation from step 5 000 on between 25.1 and 26.8, as our BC (26.00)
 and CQL (25.44 over 5 seeds) on the same vault. Sensor Good, seed 0: 27.10 (paper 4.62).
-Aloha Poor, 5 seeds: 0.00 +- 0.00 (1.80 +- 1.94, so within the paper's +-): from step
-5 000 on every evaluation is 0, the team that never transmits, as CQL on Poor.
+Aloha, 5 seeds: Poor 0.00 +- 0.00 (1.80 +- 1.94, so within the paper's +-), Medium
+24.12 +- 0.52 (2.50 +- 4.00), Good -1970.29 +- 16.18 (0.00 +- 0.00). The filter tau = 0.3
+allows both actions at every backlog b >= 1 on all three vaults (each transmits about
+half the time with a packet), so each Q_i is an independent Q-learner and learns CQL's
+rules (systems/cql.py): on Poor Q_i(b, transmit) < Q_i(b, wait) everywhere, the team that
+never transmits; on Medium only agents 0 and 9 transmit (at b = 2-4 on every seed; at
+b = 1 agent 9 on every seed, agent 0 on 2 of 5), and they are not neighbours; on Good
+every agent transmits at b >= 2 and most at b = 1, and nearly every transmission collides.
 """
 
 import dataclasses
