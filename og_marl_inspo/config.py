@@ -29,8 +29,8 @@ from og_marl_inspo.errors import ConfigError
 
 # Where `systems/<name>.py` is found: inside the package for a wheel or a non-editable
 # install (pyproject maps systems/ to og_marl_inspo/systems), else the repository's systems/.
-SYSTEMS_DIRS = (Path(__file__).resolve().parent / "systems",
-                Path(__file__).resolve().parents[1] / "systems")
+_PACKAGE_DIR = Path(__file__).resolve().parent
+SYSTEMS_DIRS = (_PACKAGE_DIR / "systems", _PACKAGE_DIR.parent / "systems")
 
 
 def build_config(system_name: str, system_defaults: Mapping[str, Any],

@@ -60,8 +60,8 @@ def test_a_wheel_carries_the_published_configs(tmp_path, monkeypatch):
     shipped = set(wheel.namelist())
     modules = {path.relative_to(REPO).as_posix() for path in (REPO / "og_marl_inspo").rglob("*.py")}
     assert not modules - shipped, "a subpackage is missing from pyproject's packages"
-    builtins = [name for name in registry.list_systems() if registry.is_builtin(name)]
-    assert {f"og_marl_inspo/systems/{name}.py" for name in builtins} <= shipped
+    ours = [name for name in registry.list_systems() if registry.is_builtin(name)]
+    assert {f"og_marl_inspo/systems/{name}.py" for name in ours} <= shipped
     wheel.extractall(tmp_path / "site")
     monkeypatch.setattr(config_module, "SYSTEMS_DIRS", (tmp_path / "site" / "og_marl_inspo" / "systems",))
     installed = default_config("cql", "aloha", "aloha")
