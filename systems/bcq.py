@@ -10,9 +10,9 @@ Bridge with `_GRID` (2x128, Adam 3e-4, 50 000 steps; `reproduce cpa-table1 --env
 -12.65 +- 5.68 (-11.54), Medium -15.50 +- 0.00 (-15.41), Good -3.97 +- 3.30 (-16.23). On
 Poor and Medium the greedy joint action flips between deadlock at the bridge (-15.5) and
 crossing (-1.3) from one evaluation to the next. Sensor, 5 seeds: Poor 25.87 +- 0.15
-(4.43 +- 1.77), Medium 26.33 +- 0.07 (6.22 +- 7.21); Good, seeds 0-3: 26.70 +- 0.29
-(4.62 +- 2.79). Every evaluation from step 5 000 on lies between 25.2 and 27.7, level with
-our BC (26.00 / 26.61 / 27.03) and CQL (25.44 / 26.95 / 26.86) on the same vaults.
+(4.43 +- 1.77), Medium 26.33 +- 0.07 (6.22 +- 7.21), Good 26.65 +- 0.28 (4.62 +- 2.79).
+Every evaluation from step 5 000 on lies between 25.2 and 27.7, level with our BC
+(26.00 / 26.61 / 27.03) and CQL (25.44 / 26.95 / 26.86) on the same vaults.
 Aloha, 5 seeds: Poor 0.00 +- 0.00 (1.80 +- 1.94, so within the paper's +-), Medium
 24.12 +- 0.52 (2.50 +- 4.00), Good -1970.29 +- 16.18 (0.00 +- 0.00). The filter tau = 0.3
 allows both actions at every backlog b >= 1 on all three vaults (each transmits about
