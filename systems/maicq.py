@@ -26,10 +26,12 @@ Aloha Poor, 5 seeds: 0.00 +- 0.00 (paper 20.20 +- 11.43). From step 5 000 on eve
 evaluation of every seed is exactly 0.00: the team that never transmits (no agent of the 5
 final policies transmits in 100 greedy episodes), the passive policy CPA-AR also learnt
 from its own Q_i (systems/cpa_ar.py).
+
 Aloha Medium, 5 seeds: 8.94 +- 8.00 (paper 4.71 +- 1.90): 0.00 / 12.52 / 11.37 / 0.00 /
 20.82. Seeds 0 and 3 never transmit; on seeds 1 and 2 one agent transmits (agent 9, agent
-0), on seed 4 both: the two end agents, not neighbours, BCQ's and CQL's Medium rule. Probe
-of seed 0: Good -1821.91 (paper 0.99), 182 collisions an episode.
+0), on seed 4 both. Agents 0 and 9 are the two with only two neighbours and are not
+neighbours of each other: BCQ's and CQL's Medium rule. Probe of seed 0: Good -1821.91
+(paper 0.99), 182 collisions an episode.
 """
 
 import dataclasses
