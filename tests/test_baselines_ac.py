@@ -13,7 +13,8 @@ from og_marl_inspo.baselines.alberdice import AlberDICEConfig, AlberDICESystem
 from og_marl_inspo.baselines.omar import OMARConfig, actor_loss_eq6, rectified_actions
 from og_marl_inspo.baselines.omiga import OMIGAConfig, OMIGASystem, local_z, v_loss_eq11
 from og_marl_inspo.errors import ConfigError
-from og_marl_inspo.networks import agentwise_variables
+from og_marl_inspo.batch import unpack
+from og_marl_inspo.networks import agent_slice, agentwise_unroll, agentwise_variables
 from og_marl_inspo.registry import get_system
 from og_marl_inspo.trainer import run_episodes
 
@@ -58,6 +59,43 @@ def test_alberdice_updates_one_agent_per_turn():
     assert system.optimizers["policy"].count.numpy().tolist() == [0, 1, 0]
     system.update_agent(batch, 0)
     assert system.optimizers["nu"].count.numpy().tolist() == [1, 1, 0]
+
+
+@pytest.mark.parametrize("torso", ["mlp", "gru"])
+def test_alberdice_turns_read_each_teammate_at_its_current_policy(torso):
+    """The log pi handed to turn i equals a fresh pass of the policies as they stand then:
+    agents before i at their new parameters, agents after i at the old ones."""
+    system = AlberDICESystem(fake_env(n=4), seed=0, hidden_sizes=(8, 8), torso=torso)
+    turn, seen = system._turn, []
+
+    def checked_turn(prep, agent, alpha, seeds, log_pi):
+        fresh = system._log_pi(system._vars["policy"], prep)
+        seen.append(float(tf.reduce_max(tf.abs(tf.concat(log_pi, 0) - fresh))))
+        return turn(prep, agent, alpha, seeds, log_pi)
+
+    system._turn = checked_turn
+    system._train_step(fake_batch(n=4, t=3))
+    assert len(seen) == 4 and max(seen) < 1e-5
+    assert system.optimizers["policy"].count.numpy().tolist() == [1, 1, 1, 1]
+
+
+def test_alberdice_ar_data_policy_first_layer_in_parts_equals_the_concatenated_input():
+    """_ar_logits splits the first layer by input block; it must equal the MLP on
+    x_k = [s, one-hot a_i, one-hot a of teammates 0..k-1 (zeros after), one-hot k]."""
+    n, a, state = 4, 3, 5
+    system = AlberDICESystem(fake_env(n=n, state=state, actions=a), seed=0, hidden_sizes=(8, 8))
+    prep = system._prepare(unpack(fake_batch(n=n, state=state, actions=a)), fit_data_policy=False)
+    agent, others = 2, [0, 1, 3]
+    params = agent_slice(agentwise_variables(system.ar_data_policy), agent)
+    s, taken = prep["state"][:, :-1], prep["taken"][:, :, :-1]
+    rows = []
+    for k in range(n - 1):
+        prefix = [taken[others[p]] if p < k else tf.zeros_like(taken[0]) for p in range(n - 1)]
+        position = tf.broadcast_to(tf.one_hot(k, n - 1), s.shape[:-1] + [n - 1])
+        rows.append(tf.concat([s, taken[agent]] + prefix + [position], -1))
+    expected = agentwise_unroll("mlp", params, tf.stack(rows)[None])[0]  # (N-1,B,T-1,A)
+    np.testing.assert_allclose(system._ar_logits(params, prep, agent, others).numpy(), expected.numpy(),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_alberdice_reaches_one_on_xor_a(xor_env):

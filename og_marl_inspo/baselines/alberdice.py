@@ -186,7 +186,8 @@ class AlberDICESystem(BaseOfflineSystem):
         """One agent's turn alone (eager), with the data policy left as it is."""
         prep = self._prepare(unpack(experience), fit_data_policy=False)
         seeds = self.rng.uniform_full_int([2, 2], tf.int32)
-        return self._turn(prep, agent, self.alpha, seeds)
+        log_pi = tf.split(self._log_pi(self._vars["policy"], prep), self.num_agents)
+        return self._turn(prep, agent, self.alpha, seeds, log_pi)
 
     # ------------------------------------------------------------------ helpers
     def _log_probs(self, kind, params, x, legals, resets=None):
@@ -214,26 +215,43 @@ class AlberDICESystem(BaseOfflineSystem):
                 "not_done": 1.0 - batch.dones[:, :-1], "data_probs": data_probs,
                 "log_data": tf.math.log(data_probs + cfg.prob_floor), "data_loss": data_loss}
 
-    def _ar_inputs(self, prep, agent: int, others):
-        """piD_AR inputs of agent i's teammates, in index order: (1,(N-1)B,T-1,in).
+    def _log_pi(self, params, prep, agents=None):
+        """log pi (K,B,T-1,A) at the steps the losses read (0..T-2), of every agent or of
+        `agents` (with their parameter slices). An MLP is fed those steps alone, since the
+        window's last step is only nu's next state; a GRU unrolls the whole window."""
+        obs, legals = prep["obs"], prep["legals"]
+        if agents is not None:
+            obs, legals = tf.gather(obs, agents), tf.gather(legals, agents)
+        if self.config.torso == "mlp":
+            return self._log_probs("mlp", params, obs[:, :, :-1], legals[:, :, :-1])
+        return self._log_probs("gru", params, obs, legals, prep["resets"])[:, :, :-1]
 
-        Teammate k is predicted from [s, one-hot a_i, one-hot actions of teammates 0..k-1
-        (zeros after), one-hot k]: teacher forcing on the dataset's actions."""
-        n = self.num_agents
-        s = prep["state"][:, :-1]  # (B,T-1,S)
-        own = prep["taken"][agent, :, :-1]  # (B,T-1,A)
-        mates = [prep["taken"][j, :, :-1] for j in others]
-        rows = []
-        for k in range(n - 1):
-            prefix = [mates[p] if p < k else tf.zeros_like(own) for p in range(n - 1)]
-            position = tf.broadcast_to(tf.one_hot(k, n - 1), tf.concat([tf.shape(own)[:-1], [n - 1]], 0))
-            rows.append(tf.concat([s, own] + prefix + [position], -1))
-        x = tf.stack(rows)  # (N-1,B,T-1,in)
-        return tf.reshape(x, [1, -1] + x.shape.as_list()[2:])
+    def _ar_logits(self, params, prep, agent: int, others):
+        """piD_AR logits of agent i's teammates, in index order: (N-1,B,T-1,A).
+
+        Teammate k is predicted from x_k = [s, one-hot a_i, one-hot actions of teammates
+        0..k-1 (zeros after), one-hot k]: teacher forcing on the dataset's actions. The
+        first layer is W x_k = W_s s + W_a a_i + sum_{p<k} W_p a_p + W_k (W split by rows
+        as x_k is), so the state's product is formed once per transition, not once per
+        teammate; the sum is the same, only the order of its additions changes."""
+        n, a = self.num_agents, self.num_actions
+        w_in, b_in, *rest = params  # w_in (1, in, H)
+        s_own = tf.concat([prep["state"][:, :-1], prep["taken"][agent, :, :-1]], -1)  # (B,T-1,S+A)
+        batch_size, steps, width = s_own.shape
+        w_s_own, w_mates, w_position = tf.split(w_in[0], [width, (n - 1) * a, n - 1])
+        shared = tf.reshape(tf.matmul(tf.reshape(s_own, [-1, width]), w_s_own), [1, batch_size * steps, -1])
+        mates = tf.reshape(tf.gather(prep["taken"][:, :, :-1], others), [n - 1, batch_size * steps, a])
+        per_mate = tf.matmul(mates, tf.reshape(w_mates, [n - 1, a, -1]))  # W_p a_p, (N-1,B(T-1),H)
+        before = tf.linalg.band_part(tf.ones([n - 1, n - 1]), -1, 0) - tf.eye(n - 1)  # [p < k]
+        prefix = tf.tensordot(before, per_mate, 1)  # sum over p < k (TF's CPU cumsum is slow here)
+        hidden = tf.nn.relu(shared + prefix + w_position[:, None] + b_in)  # (N-1,B(T-1),H)
+        logits = agentwise_unroll("mlp", rest, hidden[None])  # the layers after the first
+        return tf.reshape(logits, [n - 1, batch_size, steps, a])
 
     # ------------------------------------------------------------------ one turn
-    def _turn(self, prep, agent: int, alpha, seeds) -> Dict[str, tf.Tensor]:
-        """Agent `agent`'s best response to its teammates' current policies (one minibatch)."""
+    def _turn(self, prep, agent: int, alpha, seeds, log_pi) -> Dict[str, tf.Tensor]:
+        """Agent `agent`'s best response to its teammates' current policies (one minibatch);
+        `log_pi`: each agent's current log pi, a list of (1,B,T-1,A)."""
         cfg, n, a = self.config, self.num_agents, self.num_actions
         others = [j for j in range(n) if j != agent]
         legals = prep["legals"][:, :, :-1]  # (N,B,T-1,A)
@@ -243,18 +261,16 @@ class AlberDICESystem(BaseOfflineSystem):
 
         # autoregressive data policy of the teammates given a_i: fit slice i, read it before the step
         ar_params = agent_slice(self._vars["ar_data_policy"], agent)
-        x_ar = self._ar_inputs(prep, agent, others)
         with tf.GradientTape() as tape:
             tape.watch(ar_params)
-            logits = tf.reshape(agentwise_unroll("mlp", ar_params, x_ar), [n - 1, batch_size, steps, a])
+            logits = self._ar_logits(ar_params, prep, agent, others)
             log_ar = tf.nn.log_softmax(masked_logits(logits, mate_legals))  # (N-1,B,T-1,A)
             ar_loss = -tf.reduce_mean(tf.reduce_sum(mate_taken * log_ar, -1))  # BC of piD_AR
         self._apply("ar_data_policy", ar_loss, tape, ar_params, agent)
         log_ar = tf.math.log(tf.exp(tf.stop_gradient(log_ar)) + cfg.prob_floor)
 
         # teammates' current policies (agents before i already moved this call)
-        log_pi_all = self._log_probs(cfg.torso, self._vars["policy"], prep["obs"], prep["legals"], prep["resets"])
-        log_mates = tf.gather(log_pi_all, others)[:, :, :-1]  # (N-1,B,T-1,A)
+        log_mates = tf.concat([log_pi[j] for j in others], 0)  # (N-1,B,T-1,A)
         flat = tf.reshape(log_mates, [-1, a])
         draws = tf.random.stateless_categorical(flat, cfg.kl_samples, seeds[:, 0], dtype=tf.int32)  # (K,S)
         log_gap = tf.reshape(log_mates - log_ar, [-1, a])
@@ -313,9 +329,8 @@ class AlberDICESystem(BaseOfflineSystem):
         pi_params = agent_slice(self._vars["policy"], agent)
         with tf.GradientTape() as tape:
             tape.watch(pi_params)
-            log_pi = self._log_probs(cfg.torso, pi_params, prep["obs"][agent:agent + 1],
-                                     prep["legals"][agent:agent + 1], prep["resets"])[0, :, :-1]
-            policy_loss = policy_loss_eq12(log_pi, e_all, prep["log_data"][agent], counts, alpha)
+            own = self._log_pi(pi_params, prep, [agent])[0]  # (B,T-1,A)
+            policy_loss = policy_loss_eq12(own, e_all, prep["log_data"][agent], counts, alpha)
         self._apply("policy", policy_loss, tape, pi_params, agent)
 
         p = tf.nn.softmax(tf.reshape(log_w, [-1]))
@@ -327,8 +342,12 @@ class AlberDICESystem(BaseOfflineSystem):
         alpha = self.alpha
         prep = self._prepare(unpack(experience), fit_data_policy=True)
         seeds = self.rng.uniform_full_int([2, 2 * self.num_agents], tf.int32)  # XLA wants int32 seeds
-        turns = [self._turn(prep, i, alpha, seeds[:, 2 * i:2 * i + 2])  # fixed order 0..N-1 (their code)
-                 for i in range(self.num_agents)]
+        log_pi = tf.split(self._log_pi(self._vars["policy"], prep), self.num_agents)  # (1,B,T-1,A) each
+        turns = []
+        for i in range(self.num_agents):  # fixed order 0..N-1 (their code)
+            turns.append(self._turn(prep, i, alpha, seeds[:, 2 * i:2 * i + 2], log_pi))
+            if i < self.num_agents - 1:  # agent i's new policy, for the turns after it
+                log_pi[i] = self._log_pi(agent_slice(self._vars["policy"], i), prep, [i])
         self.updates.assign_add(1)
         logs = {key: tf.reduce_mean(tf.stack([t[key] for t in turns])) for key in turns[0]}
         logs.update({"data_policy_loss": prep["data_loss"], "alpha": alpha})
