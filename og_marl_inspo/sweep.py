@@ -4,7 +4,8 @@ A sweep skips every run whose results file exists, so an interrupted sweep is re
 by running the same command again (and an interrupted run resumes from its own
 checkpoint). With `workers > 1` runs go to separate processes, each with one
 TensorFlow thread pool of its own. With `executor="ray"` the same runs are Ray tasks
-(one CPU each) on a Ray cluster (`ray_address`) or on a local Ray instance.
+(one CPU each) on a Ray cluster (`ray_address`) or on a local Ray instance. A local
+sweep that is killed takes its worker processes with it within seconds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import threading
 import time
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -57,6 +59,21 @@ def _worker_init() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _pool_worker_init() -> None:
+    """`_worker_init`, and stop this worker when the sweep that started it is gone."""
+    _worker_init()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """Exit once this process's parent is no longer `parent`: the sweep was killed (SIGTERM from
+    a scheduler, SIGKILL), not interrupted. An orphan would train on, beside the same run of a
+    restarted sweep; the run's last checkpoint is where that sweep resumes it."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _run_one_ray(run: Run, *args) -> str:
@@ -167,7 +184,7 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
             report(i, run, _run_one(run, *args, progress=progress))
         return failures
     context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_worker_init) as pool:
         pending = {pool.submit(_run_one, run, *args, False): run for run in todo}
         for i, done in enumerate(futures.as_completed(pending), 1):
             report(i, pending[done], done.result())

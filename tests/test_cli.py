@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -117,6 +120,49 @@ def test_sweep_says_when_a_finished_run_has_another_config(vault_root, tmp_path,
     assert "1 finished runs were made with another config" in caplog.text
     assert "training_steps: 10 there, 20 now" in caplog.text
     assert result.stat().st_mtime_ns == stamp  # kept as it was, not retrained
+
+
+def _proc_stat(pid: str) -> list[str]:
+    """Linux: the fields of /proc/<pid>/stat after the command name ([] once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    return _proc_stat(str(pid))[:1] not in ([], ["Z"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_killed_sweep_takes_its_workers_with_it(vault_root, tmp_path):
+    """SIGTERM to a sweep of 2 workers: no orphan trains on after it."""
+    entry = "import sys; from og_marl_inspo.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", entry, "sweep", "--systems", "bc", "--source", "inspo", "--env", "matrix",
+           "--scenarios", "xor", "--datasets", "B", "--seeds", "0-1", "--workers", "2", "--train-steps",
+           "1000000", "--rel-dir", vault_root, "--results-dir", str(tmp_path), "--no-progress"]
+    sweep = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.time() + 120
+        logs = [tmp_path / f"inspo/matrix/xor/B/bc/seed_{seed}_logs/train.jsonl" for seed in (0, 1)]
+        while not all(log.exists() for log in logs):  # both workers are training
+            assert sweep.poll() is None and time.time() < deadline, "the sweep did not start training"
+            time.sleep(0.5)
+        children = [p for p in Path("/proc").glob("[0-9]*") if _proc_stat(p.name)[1:2] == [str(sweep.pid)]]
+        workers = [int(p.name) for p in children if b"spawn_main" in (p / "cmdline").read_bytes()]
+        assert len(workers) == 2
+        sweep.send_signal(signal.SIGTERM)
+        sweep.wait(30)
+        deadline = time.time() + 30
+        while any(_alive(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        sweep.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_sweep_skips_finished_runs_and_table_reads_them(vault_root, tmp_path, capsys):
