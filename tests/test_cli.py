@@ -137,10 +137,10 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 def test_a_killed_sweep_takes_its_workers_with_it(vault_root, tmp_path):
     """SIGTERM to a sweep of 2 workers: no orphan trains on after it."""
-    entry = "import sys; from og_marl_inspo.cli import main; sys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", entry, "sweep", "--systems", "bc", "--source", "inspo", "--env", "matrix",
-           "--scenarios", "xor", "--datasets", "B", "--seeds", "0-1", "--workers", "2", "--train-steps",
-           "1000000", "--rel-dir", vault_root, "--results-dir", str(tmp_path), "--no-progress"]
+    cmd = [sys.executable, "-m", "og_marl_inspo.cli", "sweep", "--systems", "bc", "--source", "inspo",
+           "--env", "matrix", "--scenarios", "xor", "--datasets", "B", "--seeds", "0-1", "--workers", "2",
+           "--train-steps", "1000000", "--rel-dir", vault_root, "--results-dir", str(tmp_path),
+           "--no-progress"]
     sweep = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = []
     try:
