@@ -550,6 +550,35 @@ def _order_systems(systems: Iterable[str]) -> list[str]:
     return sorted(set(systems), key=lambda s: _rank(s, SYSTEM_ORDER))
 
 
+def paper_eval_mode(source: str, env: str, scenario: str, dataset: str) -> str | None:
+    """How the paper table holding this row evaluated ("greedy" or "stochastic"), or None
+    for a row no paper table holds."""
+    for table in PAPER_TABLES.values():
+        if table.source == source and (env, scenario, dataset) in table.rows:
+            return table.eval_mode
+    return None
+
+
+def warn_eval_modes(results: Iterable[Mapping]) -> list[Mapping]:
+    """Warns once about the runs whose recorded `system.eval_mode` is not the mode of the
+    paper table their row belongs to (their cells cannot be read against the printed
+    paper values); returns those runs."""
+    off = []
+    for r in results:
+        ours = (r.get("config") or {}).get("system", {}).get("eval_mode")
+        paper = paper_eval_mode(r["source"], r["env"], r["scenario"], r["dataset"])
+        if ours is not None and paper is not None and ours != paper:
+            off.append((r, ours, paper))
+    if off:
+        r, ours, paper = off[0]
+        logging.warning("%d runs were evaluated otherwise than their paper table, so their cells do "
+                        "not compare with the paper values beside them; e.g. %s %s/%s/%s/%s seed %s: "
+                        "%s, the paper %s (rerun with --config.system.eval_mode=%s)", len(off),
+                        r["system"], r["source"], r["env"], r["scenario"], r["dataset"], r["seed"],
+                        ours, paper, paper)
+    return [r for r, _, _ in off]
+
+
 def make_table(results: Iterable[Mapping], source: str | None = None, env: str | None = None,
                systems: Sequence[str] | None = None, fmt: str = "markdown", paper: bool = True,
                metric: str = "episode_return_mean", last: int = 1) -> str:
@@ -559,7 +588,8 @@ def make_table(results: Iterable[Mapping], source: str | None = None, env: str |
     only when needed to tell rows apart), in the papers' order where known. Columns are
     `systems` in the given order, else every system found, paper systems first in paper
     order. The best mean is bold, cells Welch cannot separate from it get `*`, missing
-    cells show `–`, and with `paper=True` published values follow as `(paper: m ± s)`.
+    cells show `–`, and with `paper=True` published values follow as `(paper: m ± s)`
+    (runs evaluated otherwise than their paper table are warned about, `warn_eval_modes`).
     `fmt` is "markdown", "latex" or "csv" (one line per cell, with `best`/`star` as 0/1).
     `last` > 1 averages each run over its last evaluations (`run_value`).
     """
@@ -567,6 +597,8 @@ def make_table(results: Iterable[Mapping], source: str | None = None, env: str |
                 if (source is None or r["source"] == source) and (env is None or r["env"] == env)]
     if not selected:
         raise ValueError(f"no results to tabulate for source={source!r}, env={env!r}")
+    if paper:
+        warn_eval_modes(selected)
     summary = summarise(selected, metric, last)
     keys = sorted(summary, key=_row_sort_key)
     if systems is None:
@@ -585,8 +617,9 @@ def table_for(paper_table_name: str, results_dir, fmt: str = "markdown",
         raise KeyError(f"unknown paper table {paper_table_name!r}; "
                        f"known: {', '.join(PAPER_TABLES)}")
     table = PAPER_TABLES[paper_table_name]
-    summary = summarise(load_results(results_dir, source=table.source), metric or table.metric,
-                        last)
+    results = load_results(results_dir, source=table.source)
+    warn_eval_modes(results)
+    summary = summarise(results, metric or table.metric, last)
     keys = [(table.source, *row) for row in table.rows]
     return _render(keys, table.systems, summary, fmt, paper=True)
 

@@ -139,6 +139,27 @@ def stale_runs(done: Sequence[Run], results_dir: str, config_file: Optional[str]
     return stale
 
 
+def off_paper_eval_modes(runs: Sequence[Run], config_file: Optional[str] = None,
+                         overrides: Sequence[str] = (), rel_dir: str = "vaults"
+                         ) -> List[Tuple[Run, str, str]]:
+    """The runs this sweep would evaluate otherwise than the paper table of their row
+    (e.g. a grid-game AlberDICE, sampled by its own config, on a CPA Table 1 row, which
+    the paper evaluates greedily), each with (ours, the paper's)."""
+    from og_marl_inspo.cli import run_config
+    from og_marl_inspo.reporting import paper_eval_mode
+
+    off = []
+    for run in runs:
+        paper = paper_eval_mode(run.source, run.env, run.scenario, run.dataset)
+        if paper is None:
+            continue
+        ours = run_config(run.system, run.source, run.env, run.scenario, run.dataset, run.seed,
+                          config_file, overrides, None, rel_dir).system.get("eval_mode")
+        if ours is not None and ours != paper:
+            off.append((run, ours, paper))
+    return off
+
+
 def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
           config_file: Optional[str] = None, overrides: Sequence[str] = (),
           train_steps: Optional[int] = None, rel_dir: str = "vaults", checkpoint: bool = True,
@@ -163,6 +184,12 @@ def sweep(runs: Sequence[Run], results_dir: str = "results", workers: int = 1,
         logging.warning("sweep: %d finished runs were made with another config and are kept as they "
                         "are, e.g. %s (%s); delete them or use another --results-dir to rerun them",
                         len(stale), stale[0][0], "; ".join(stale[0][1]))
+    off_mode = off_paper_eval_modes(todo, config_file, overrides, rel_dir)
+    if off_mode:  # trained as asked, but their cells would not compare with the paper's
+        run, ours, paper = off_mode[0]
+        logging.warning("sweep: %d runs evaluate otherwise than their paper table, e.g. %s: %s here, "
+                        "%s in the paper; add --config.system.eval_mode=%s to compare with it (as "
+                        "`reproduce` does)", len(off_mode), run, ours, paper, paper)
     args = (results_dir, config_file, tuple(overrides), train_steps, rel_dir, checkpoint)
     failures: List[str] = []
     start = time.time()

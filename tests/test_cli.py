@@ -122,6 +122,19 @@ def test_sweep_says_when_a_finished_run_has_another_config(vault_root, tmp_path,
     assert result.stat().st_mtime_ns == stamp  # kept as it was, not retrained
 
 
+def test_sweep_says_when_a_run_would_evaluate_otherwise_than_its_paper_table():
+    from og_marl_inspo.sweep import Run, off_paper_eval_modes
+
+    # AlberDICE's grid config samples (its authors' mode); CPA Table 1 evaluates greedily.
+    cpa_poor = Run("alberdice", "cpa", "bridge", "bridge", "Poor", 0)
+    inspo_mixed = Run("alberdice", "inspo", "bridge", "bridge", "Mixed", 0)
+    no_paper_row = Run("alberdice", "cpa", "bridge", "bridge", "NotInAPaper", 0)
+    runs = [cpa_poor, inspo_mixed, no_paper_row]
+    assert off_paper_eval_modes(runs) == [(cpa_poor, "stochastic", "greedy")]
+    assert off_paper_eval_modes(runs, overrides=["system.eval_mode=greedy"]) == \
+        [(inspo_mixed, "greedy", "stochastic")]
+
+
 def _proc_stat(pid: str) -> list[str]:
     """Linux: the fields of /proc/<pid>/stat after the command name ([] once it has ended)."""
     try:

@@ -234,6 +234,36 @@ def test_table_for_shows_every_paper_row_and_system(tmp_path):
         reporting.table_for("inspo-table9", tmp_path, "markdown")
 
 
+def test_tables_warn_about_runs_evaluated_otherwise_than_their_paper_table(tmp_path, caplog):
+    def run(system, seed, mode):
+        r = _result(system, seed, -15.5, source="cpa", env="bridge", scenario="bridge", dataset="Poor")
+        r["config"] = {"system": {"eval_mode": mode}}
+        return r
+
+    sampled = [run("alberdice", 0, "stochastic"), run("alberdice", 1, "stochastic")]
+    greedy = [run("bc", 0, "greedy"), run("bc", 1, "greedy")]
+    for r in sampled + greedy:
+        _write(tmp_path, r)
+    assert reporting.paper_eval_mode("cpa", "bridge", "bridge", "Poor") == "greedy"
+    assert reporting.paper_eval_mode("inspo", "bridge", "bridge", "Mixed") == "stochastic"
+    assert reporting.paper_eval_mode("cpa", "bridge", "bridge", "NotInAPaper") is None
+    assert reporting.warn_eval_modes(greedy) == []
+    assert reporting.warn_eval_modes(sampled + greedy) == sampled
+
+    caplog.clear()
+    reporting.table_for("cpa-table1", tmp_path, "markdown")
+    assert ("2 runs were evaluated otherwise than their paper table" in caplog.text
+            and "alberdice cpa/bridge/bridge/Poor seed 0: stochastic, the paper greedy" in caplog.text
+            and "--config.system.eval_mode=greedy" in caplog.text)
+    caplog.clear()
+    reporting.make_table(sampled + greedy, source="cpa")
+    assert "2 runs were evaluated otherwise" in caplog.text
+    caplog.clear()
+    reporting.make_table(sampled + greedy, source="cpa", paper=False)  # no paper values, no warning
+    reporting.make_table(greedy, source="cpa")
+    assert "evaluated otherwise" not in caplog.text
+
+
 # ----------------------------------------------------------------------------- marl-eval
 
 
