@@ -21,6 +21,22 @@ the 1 000 final episodes of every seed returns -1.2355, the best of the optimal 
 the vault's best episode (its mean is -1.263). So ours lies 0.035 above the paper's mean,
 just outside its +-. At step 10 000 the seeds evaluate at -1.42 to -3.63; all reach
 -1.24 by step 90 000. 2 103-2 549 s a run, one CPU core each.
+
+Bridge Medium (CPA Table 1, greedy evaluation; the same recipe as Mixed), 5 seeds:
+-9.79 +- 6.99 (paper -1.29 +- 0.00): -1.24 / -1.24 / -15.50 / -15.50 / -15.50. A -15.50
+is a deadlock at the start state: agent_1 goes left with probability 1.00 and agent_0
+right with 0.98-0.99, so neither moves until the time limit (sampled, those policies
+return -12.5 / -10.3). Every seed flips between the deadlock and the crossing (-1.24)
+from one evaluation to the next after step 60 000; seed 4 crossed at 60 000-90 000 and
+deadlocked at the end. Why (probed on final checkpoints of Poor, Mixed and Medium):
+at the start state, when agent_1 goes left, the reward of agent_0's one unblocking move
+(left) is 0.002 below that of staying, so only nu can rank it above. The learned nu
+spans at most about 0.1 over the states of the optimal paths (their returns-to-go span
+about 1.2), and the e-network's values there differ by 0.01-0.03 and change order from
+one checkpoint to the next; alpha 0.001 makes each order a deterministic policy, which
+follows it with a lag (at seed 4's end, agent_1's e already ranks backing off first,
+its policy still goes left). 2 392-3 082 s a run (seeds 2-4), one CPU core each.
+Bridge Poor (greedy), seeds 0-3 so far: -15.50, -15.50, -15.50, -3.34.
 """
 
 import dataclasses
