@@ -179,8 +179,8 @@ def train_run(system, buffer, environment, *, training_steps: int, evaluation_ev
     final = evaluation_record(system, environment, training_steps,
                               final_multiplier * evaluation_episodes, seed)
     _log_evaluation(logger, final)
-    steps_done = training_steps - start
-    sps = steps_done / train_time if train_time > 0 and steps_done else 0.0
+    # train_time is carried in the checkpoint, so it covers every step since step 0
+    sps = training_steps / train_time if train_time > 0 and training_steps > start else 0.0
     save()
     return {"evaluations": evaluations, "final": final,
             "wall_time_s": time.time() - wall_start, "train_steps_per_second": sps}

@@ -180,6 +180,22 @@ def test_resuming_with_another_config_is_refused(vault_root, tmp_path):
     assert longer["final"]["step"] == 40
 
 
+def test_a_resumed_run_reports_steps_per_second_over_all_its_steps(vault_root, tmp_path, monkeypatch):
+    """A train step costs 2 ticks of a fake clock: 0.5 steps/s, whether resumed or not."""
+    import itertools
+    from types import SimpleNamespace
+
+    from og_marl_inspo import trainer
+
+    ticks = itertools.count()
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks)),
+                                                         time=time.time))
+    first = run(_config(vault_root, steps=20), str(tmp_path), progress=False)
+    resumed = run(_config(vault_root, steps=40), str(tmp_path), progress=False)  # from step 20
+    assert first["train_steps_per_second"] == 0.5
+    assert resumed["train_steps_per_second"] == 0.5
+
+
 def test_costly_environments_are_evaluated_in_chunks(xor_env):
     """`max_parallel_episodes` caps the games alive at once; every episode is still played."""
     from og_marl_inspo.registry import get_system
