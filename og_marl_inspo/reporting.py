@@ -559,6 +559,14 @@ def paper_eval_mode(source: str, env: str, scenario: str, dataset: str) -> str |
     return None
 
 
+def paper_mode_if_other(ours: str | None, source: str, env: str, scenario: str,
+                        dataset: str) -> str | None:
+    """The paper table's evaluation mode for this row when a run evaluated with `ours` differs
+    from it; None when they agree or either is unknown."""
+    paper = paper_eval_mode(source, env, scenario, dataset)
+    return paper if ours is not None and paper is not None and ours != paper else None
+
+
 def warn_eval_modes(results: Iterable[Mapping]) -> list[Mapping]:
     """Warns once about the runs whose recorded `system.eval_mode` is not the mode of the
     paper table their row belongs to (their cells cannot be read against the printed
@@ -566,8 +574,8 @@ def warn_eval_modes(results: Iterable[Mapping]) -> list[Mapping]:
     off = []
     for r in results:
         ours = (r.get("config") or {}).get("system", {}).get("eval_mode")
-        paper = paper_eval_mode(r["source"], r["env"], r["scenario"], r["dataset"])
-        if ours is not None and paper is not None and ours != paper:
+        paper = paper_mode_if_other(ours, r["source"], r["env"], r["scenario"], r["dataset"])
+        if paper:
             off.append((r, ours, paper))
     if off:
         r, ours, paper = off[0]

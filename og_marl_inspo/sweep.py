@@ -146,16 +146,14 @@ def off_paper_eval_modes(runs: Sequence[Run], config_file: Optional[str] = None,
     (e.g. a grid-game AlberDICE, sampled by its own config, on a CPA Table 1 row, which
     the paper evaluates greedily), each with (ours, the paper's)."""
     from og_marl_inspo.cli import run_config
-    from og_marl_inspo.reporting import paper_eval_mode
+    from og_marl_inspo.reporting import paper_mode_if_other
 
     off = []
     for run in runs:
-        paper = paper_eval_mode(run.source, run.env, run.scenario, run.dataset)
-        if paper is None:
-            continue
         ours = run_config(run.system, run.source, run.env, run.scenario, run.dataset, run.seed,
                           config_file, overrides, None, rel_dir).system.get("eval_mode")
-        if ours is not None and ours != paper:
+        paper = paper_mode_if_other(ours, run.source, run.env, run.scenario, run.dataset)
+        if paper:
             off.append((run, ours, paper))
     return off
 
