@@ -36,7 +36,11 @@ about 1.2), and the e-network's values there differ by 0.01-0.03 and change orde
 one checkpoint to the next; alpha 0.001 makes each order a deterministic policy, which
 follows it with a lag (at seed 4's end, agent_1's e already ranks backing off first,
 its policy still goes left). 2 392-3 082 s a run (seeds 2-4), one CPU core each.
-Bridge Poor (greedy), seeds 0-3 so far: -15.50, -15.50, -15.50, -3.34.
+Bridge Poor (CPA Table 1, greedy), 5 seeds: -13.06 +- 4.86 (paper -1.40 +- 0.26):
+-15.50 / -15.50 / -15.50 / -3.34 / -15.50. Every evaluation of every seed from step 10 000
+on is the deadlock (-15.50); seed 3 leaves it only in its final policy. In seed 4's final
+policy agent_1 goes left with 0.998 and agent_0 up or down (0.39 / 0.40, both into a wall,
+so it stays) or right (0.20), never left (0.001); sampled, 96 % of 1 000 episodes deadlock.
 """
 
 import dataclasses
