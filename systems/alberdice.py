@@ -42,9 +42,11 @@ on is the deadlock (-15.50); seed 3 leaves it only in its final policy. In seed 
 policy agent_1 goes left with 0.998 and agent_0 up or down (0.39 / 0.40, both into a wall,
 so it stays) or right (0.20), never left (0.001); sampled, 96 % of 1 000 episodes deadlock.
 With 4x the batch (2 048 transitions) over 25 000 calls (as many transitions in all),
-seed 0 still evaluates at -15.50 every time. Bridge Good (greedy), seeds 0-3 so far:
--4.80 +- 6.17 (paper -1.27 +- 0.03): -1.24 / -1.24 / -15.50 / -1.24. Every seed crosses
-by step 10 000-20 000, then deadlocks at some evaluations (seed 2 at 60 000 and at the
+seed 0 still evaluates at -15.50 every time, and so it does (but for -3.34 at step 60 000)
+when alpha anneals over the first 50 000 calls and holds at 0.001 for the rest.
+Bridge Good (greedy), 5 seeds: -4.09 +- 5.70 (paper -1.27 +- 0.03): -1.24 / -1.24 / -15.50 /
+-1.24 / -1.24; four seeds at the vault's best path, seed 2 deadlocked. Every seed crosses
+by step 10 000-20 000, then some deadlock at some evaluations (seed 2 at 60 000 and at the
 end, seed 3 at 70 000). Good's start rows hold only (right, right) and (left, left), yet
 seed 2's final policy takes (right, left) with probability 1.00: each agent's action is in
 the data, the pair is not. 2 666-3 344 s a run, two runs on the 2 cores.
