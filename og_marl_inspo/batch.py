@@ -3,6 +3,7 @@
     obs     (B,T,N,O) float32     actions (B,T,N) int32     rewards (B,T) team reward
     dones   (B,T) terminal        resets  (B,T) terminal or truncation (RNN resets)
     legals  (B,T,N,A) float32     state   (B,T,S) float32
+    timeouts (B,T) a terminal that is a time-limit end (terminal and truncation both set)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Batch(NamedTuple):
     resets: tf.Tensor
     legals: tf.Tensor
     state: tf.Tensor
+    timeouts: tf.Tensor
 
 
 def unpack(experience) -> Batch:
@@ -34,4 +36,5 @@ def unpack(experience) -> Batch:
         resets=tf.maximum(terminals, truncations),
         legals=tf.cast(experience["infos"]["legals"], tf.float32),
         state=tf.cast(experience["infos"]["state"], tf.float32),
+        timeouts=terminals * truncations,
     )

@@ -98,6 +98,32 @@ def test_alberdice_ar_data_policy_first_layer_in_parts_equals_the_concatenated_i
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["drop", "absorbing"])
+def test_alberdice_leaves_timeouts_out_of_its_losses_when_dropping_them(mode):
+    """Two batches that differ only in what follows a timeout (its reward and next state):
+    dropped, every network ends its turn the same; as absorbing exits, nu and e do not."""
+    batches = []
+    for reward in (0.0, 5.0):
+        batch = fake_batch(n=2, b=16, t=2, seed=3)
+        timeout = np.arange(16) % 4 == 0
+        batch["terminals"][timeout, 0] = 1.0
+        batch["truncations"][timeout, 0] = 1.0
+        batch["rewards"][timeout, 0] = reward
+        batch["infos"]["state"][timeout, 1] += reward
+        batches.append(batch)
+    params = []
+    for batch in batches:
+        system = AlberDICESystem(fake_env(n=2), seed=0, hidden_sizes=(8, 8), time_limit_ends=mode)
+        system.update_agent(batch, 0)
+        params.append({k: [v.numpy() for v in agentwise_variables(getattr(system, k))]
+                       for k in ("nu", "e", "policy")})
+    same = {k: all(np.array_equal(a, b) for a, b in zip(params[0][k], params[1][k])) for k in params[0]}
+    if mode == "drop":
+        assert same == {"nu": True, "e": True, "policy": True}
+    else:  # the policy reads the e-network as it stood before this turn
+        assert not same["nu"] and not same["e"]
+
+
 def test_alberdice_reaches_one_on_xor_a(xor_env):
     system = AlberDICESystem(xor_env, seed=0, policy_lr=2e-3, nu_lr=2e-3, alpha_anneal_steps=150)
     buffer = xor_buffer(xor_env, "A")
@@ -191,6 +217,7 @@ def test_omar_rectification_mean_is_the_squared_norm_over_a():
     (AlberDICEConfig, {"alpha_end": -1.0}, "system.alpha_end: must be > 0"),
     (AlberDICEConfig, {"ratio_max": 0.5}, "system.ratio_max: must be >= 1"),
     (AlberDICEConfig, {"eval_mode": "argmax"}, "system.eval_mode"),
+    (AlberDICEConfig, {"time_limit_ends": "bootstrap"}, "system.time_limit_ends: choose one of drop, absorbing"),
 ])
 def test_bad_config_values_are_refused_naming_the_field(config, fields, message):
     with pytest.raises(ConfigError, match=message):

@@ -13,8 +13,9 @@ import pytest
 from og_marl_inspo.cli import main as cli_main
 from og_marl_inspo.data.buffer import ReplayBuffer
 from og_marl_inspo.data.collect import RECIPES, build_datasets, experience_from_episodes
-from og_marl_inspo.data.vault import (DataError, joint_action_frequencies, read_vault, summary,
-                                      write_vault)
+from og_marl_inspo.batch import unpack
+from og_marl_inspo.data.vault import (DataError, episode_returns, joint_action_frequencies, read_vault,
+                                      summary, write_vault)
 from og_marl_inspo.envs import get_environment
 
 
@@ -200,6 +201,32 @@ def test_buffer_windows_are_seeded_and_contiguous():
     resumed = ReplayBuffer(sequence_length=5, batch_size=64, seed=1, experience=experience)
     resumed.samples_drawn = 1  # a resumed run sets the counter back: batch k is the same
     np.testing.assert_array_equal(resumed.sample()["observations"], two.sample()["observations"])
+
+
+def test_buffer_flags_the_episodes_that_reach_the_time_limit_as_timeouts(tmp_path):
+    """Bridge episodes of 50 steps (random play) end in a timeout, 8-step optimal ones at the
+    goal; the vault records both as terminals, the buffer adds a truncation to the first."""
+    from og_marl_inspo.envs import bridge
+
+    env = get_environment("cpa", "bridge", "bridge")
+    rng = np.random.default_rng(0)
+    episodes = [bridge.rollout(env, policy, rng) for policy in
+                (bridge.optimal_policy, bridge.random_policy, bridge.optimal_policy, bridge.random_policy)]
+    lengths = [len(ep["actions"]) for ep in episodes]
+    assert lengths[0] == lengths[2] == 8 and lengths[1] == lengths[3] == env.episode_limit
+    write_vault(experience_from_episodes(episodes), str(tmp_path), "cpa", "bridge", "bridge", "Mix")
+    buffer = ReplayBuffer(2, 4, seed=0)
+    buffer.populate_from_vault("cpa", "bridge", "bridge", "Mix", rel_dir=str(tmp_path), environment=env)
+    ends = np.cumsum(lengths) - 1
+    flagged = np.flatnonzero(buffer.experience["truncations"][0, :, 0])
+    assert flagged.tolist() == [ends[1], ends[3]]
+    plain = read_vault(str(tmp_path), "cpa", "bridge", "bridge", "Mix")
+    np.testing.assert_array_equal(buffer.experience["terminals"], plain["terminals"])
+    np.testing.assert_allclose(episode_returns(buffer.experience), episode_returns(plain))  # 4 episodes
+    window = {k: (v[:, ends[1] - 1:ends[1] + 1] if not isinstance(v, dict)
+                  else {kk: vv[:, ends[1] - 1:ends[1] + 1] for kk, vv in v.items()})
+              for k, v in buffer.experience.items()}
+    assert unpack(window).timeouts.numpy().tolist() == [[0.0, 1.0]]
 
 
 def test_sequence_longer_than_data_is_refused():

@@ -25,7 +25,12 @@ bit) and each terminal transition of the batch brings one absorbing self-loop (r
 ratio 1) into the nu loss, where their buffer pads episodes with absorbing rows (without
 it nu is unbounded on one-step episodes); e(s, .) is one network with A outputs instead of
 a net on [s, one-hot a];
-the data policy is fitted once per call, before agent 0's turn, and every turn reads its
+a time-limit end (`Batch.timeouts`) leaves its transition out of every loss
+(`time_limit_ends="drop"`): vaults record timeouts as terminals, and as an absorbing exit
+with reward 0 a timeout would look as good as the goal to nu, which under alpha -> 0
+bounds nu from below by that exit at every state where an episode timed out (their
+pymarl buffer bootstraps through timeouts instead, which a vault cannot: it keeps no state
+after one); the data policy is fitted once per call, before agent 0's turn, and every turn reads its
 pre-update probabilities; the gradient penalty pairs each state with the state half a
 batch away; the step counts of the anneal are train calls, not transitions.
 """
@@ -47,6 +52,9 @@ from og_marl_inspo.networks import (AgentSlicedAdam, Torso, agent_slice, agentwi
                                     agentwise_variables, masked_logits)
 
 
+TIME_LIMIT_ENDS = ("drop", "absorbing")
+
+
 @dataclasses.dataclass
 class AlberDICEConfig:
     alpha_start: float = 5.0         # alberdice.yaml: KL temperature at step 0
@@ -64,6 +72,9 @@ class AlberDICEConfig:
     hidden_sizes: Tuple[int, ...] = (128, 128)  # rnn_hidden_dim, used as the MLP width
     grad_clip: float = 0.0           # their code clips nothing; > 0 clips each slice's gradient
     eval_mode: str = "stochastic"    # their configs: test_greedy False
+    time_limit_ends: str = "drop"    # ours: "drop" leaves timeout transitions out of every loss
+    #                                  (their pymarl buffer bootstraps through them; a vault keeps no
+    #                                  state after a timeout); "absorbing" ends them like a terminal
     jit_compile: bool = False
 
     def __post_init__(self) -> None:
@@ -85,6 +96,8 @@ class AlberDICEConfig:
              "needs positive widths"),
             ("grad_clip", self.grad_clip >= 0, "must be >= 0 (0: no clipping)"),
             ("eval_mode", self.eval_mode in EVAL_MODES, f"choose one of {', '.join(EVAL_MODES)}"),
+            ("time_limit_ends", self.time_limit_ends in TIME_LIMIT_ENDS,
+             f"choose one of {', '.join(TIME_LIMIT_ENDS)}"),
         ])
 
 
@@ -212,7 +225,8 @@ class AlberDICESystem(BaseOfflineSystem):
         data_probs = tf.stop_gradient(tf.exp(log_data))[:, :, :-1]  # (N,B,T-1,A)
         return {"obs": obs, "legals": legals, "taken": taken, "resets": batch.resets,
                 "state": batch.state, "rewards": batch.rewards[:, :-1],
-                "not_done": 1.0 - batch.dones[:, :-1], "data_probs": data_probs,
+                "not_done": 1.0 - batch.dones[:, :-1], "timeouts": batch.timeouts[:, :-1],
+                "data_probs": data_probs,
                 "log_data": tf.math.log(data_probs + cfg.prob_floor), "data_loss": data_loss}
 
     def _log_pi(self, params, prep, agents=None):
@@ -278,9 +292,11 @@ class AlberDICESystem(BaseOfflineSystem):
         kappa = tf.reduce_sum(tf.reshape(kappa, [n - 1, batch_size, steps]), 0)  # teammate KL, (B,T-1)
         raw_log_w = tf.reduce_sum(tf.reduce_sum(mate_taken * (log_mates - log_ar), -1), 0)  # (B,T-1)
         log_w = tf.minimum(raw_log_w, math.log(cfg.ratio_max))  # their other_policy_ratio_max
-        # resampling over the transitions (ratio w) and their absorbing companions (ratio 1, ours)
+        # resampling over the transitions (ratio w) and their absorbing companions (ratio 1, ours);
+        # timeouts take no part when `time_limit_ends` is "drop" (ours)
         done = 1.0 - prep["not_done"]  # (B,T-1)
-        present = tf.stack([tf.ones_like(done), done])  # (2,B,T-1)
+        keep = 1.0 - prep["timeouts"] if cfg.time_limit_ends == "drop" else tf.ones_like(done)
+        present = tf.stack([keep, done * keep])  # (2,B,T-1)
         log_w_ext = tf.stack([log_w, tf.zeros_like(log_w)])
         counts_ext = resample_counts(tf.where(present > 0, log_w_ext, -math.inf),
                                      tf.reverse(seeds[:, 1], [0]))  # (2,B,T-1), sums to 2M
@@ -301,7 +317,7 @@ class AlberDICESystem(BaseOfflineSystem):
             nu_next = prep["not_done"] * nu_all[:, 1:] + done * nu_abs  # (B,T-1)
             e = prep["rewards"] - alpha * kappa + cfg.gamma * nu_next - nu_all[:, :-1]  # Eq. 9, (B,T-1)
             e_ext = tf.stack([e, tf.broadcast_to((cfg.gamma - 1.0) * nu_abs, tf.shape(e))])  # self-loop
-            nu_initial = ((tf.reduce_sum(nu_all[:, :-1]) + tf.reduce_sum(done) * nu_abs)
+            nu_initial = ((tf.reduce_sum(keep * nu_all[:, :-1]) + tf.reduce_sum(done * keep) * nu_abs)
                           / tf.reduce_sum(present))  # every state an initial state (their code)
             nu_loss = nu_loss_eq10(e_ext, log_w_ext, present, counts_ext, nu_initial, alpha,
                                    cfg.gamma)  # AlberDICE Eq. 10

@@ -4,7 +4,8 @@ Sampling follows flashbax 0.1.3 as OG-MARL uses it (og_marl_contract.md 4.3): B 
 indices drawn uniformly from the `(L - T) // period + 1` valid starts of a random
 add-batch row, T consecutive rows each. Windows cross episode boundaries freely;
 systems reset recurrent state after terminal rows and cut bootstrapping with
-(1 - terminal), as OG-MARL's do. Transition sampling is `sequence_length = 2`.
+(1 - terminal), as OG-MARL's do. Timeouts, which vaults record as terminals, also carry a
+truncation once read (`populate_from_vault` with the environment). Transition sampling is `sequence_length = 2`.
 
 Draw k comes from `numpy.random.default_rng([seed, k])`, so a resumed run that sets
 `samples_drawn` back to its checkpointed step sees exactly the batches an
@@ -17,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from og_marl_inspo.data.vault import Experience, read_vault
+from og_marl_inspo.data.vault import Experience, flag_time_limit_ends, read_vault
 
 
 class ReplayBuffer:
@@ -38,9 +39,14 @@ class ReplayBuffer:
 
     def populate_from_vault(self, source: str, env_name: str, scenario_name: str,
                             dataset_name: str, rel_dir: str = "vaults", environment=None) -> bool:
-        """Read the vault once (validated against `environment` when given)."""
-        self.set_experience(read_vault(rel_dir, source, env_name, scenario_name, dataset_name,
-                                       environment))
+        """Read the vault once (validated against `environment` when given). With an
+        environment that has an `episode_limit`, episodes of that length are flagged as
+        timeouts (`flag_time_limit_ends`)."""
+        experience = read_vault(rel_dir, source, env_name, scenario_name, dataset_name, environment)
+        episode_limit = int(getattr(environment, "episode_limit", 0) or 0)
+        if episode_limit > 0:
+            experience = flag_time_limit_ends(experience, episode_limit)
+        self.set_experience(experience)
         return True
 
     def set_experience(self, experience: Experience) -> None:

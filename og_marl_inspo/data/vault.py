@@ -202,19 +202,40 @@ def _fmt(value) -> str:
 
 
 # ----------------------------------------------------------------------- statistics
+def episode_ends(experience: Experience, row: int) -> np.ndarray:
+    """Time indices, in add-batch row `row`, of the steps that end an episode: every
+    agent's terminal (or truncation) set, as OG-MARL's analyse_vault reads them."""
+    ends = np.all(experience["terminals"][row] > 0, axis=-1) | np.all(
+        experience["truncations"][row] > 0, axis=-1)
+    return np.flatnonzero(ends)
+
+
 def episode_returns(experience: Experience) -> np.ndarray:
     """Per-episode returns as OG-MARL's analyse_vault computes them: agent 0's rewards
-    summed between rows where every agent's terminal (or truncation) is set."""
+    summed over each episode."""
     returns = []
     for row in range(experience["rewards"].shape[0]):
         rewards = experience["rewards"][row, :, 0]
-        ends = np.all(experience["terminals"][row] > 0, axis=-1) | np.all(
-            experience["truncations"][row] > 0, axis=-1)
         start = 0
-        for t in np.flatnonzero(ends):
+        for t in episode_ends(experience, row):
             returns.append(float(rewards[start:t + 1].sum()))
             start = t + 1
     return np.asarray(returns)
+
+
+def flag_time_limit_ends(experience: Experience, episode_limit: int) -> Experience:
+    """A copy of `experience` whose episodes of exactly `episode_limit` steps also carry
+    `truncations` on their last step (og_marl_contract.md 2.3: vaults record a timeout as a
+    terminal, so the episode's length is the only trace of it). Terminals stay as they are,
+    so bootstrapping with (1 - terminal) and recurrent resets are unchanged; a system that
+    treats timeouts otherwise reads `Batch.timeouts`. An episode that really ends on its
+    last allowed step is flagged too: the data cannot tell the two apart."""
+    truncations = np.array(experience["truncations"], copy=True)
+    for row in range(truncations.shape[0]):
+        ends = episode_ends(experience, row)
+        lengths = np.diff(np.concatenate([[-1], ends]))
+        truncations[row, ends[lengths == episode_limit]] = 1.0
+    return {**experience, "truncations": truncations}
 
 
 def summary(experience: Experience) -> dict:

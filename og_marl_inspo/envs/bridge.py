@@ -32,7 +32,7 @@ STARTS = ((1, 2), (1, 3))
 GOALS = ((2, 5), (0, 0))
 # action -> (d_row, d_col): stay, up, down, right, left
 MOVES = ((0, 0), (-1, 0), (1, 0), (0, 1), (0, -1))
-TIME_LIMIT = 50
+EPISODE_LIMIT = 50
 
 Cell = Tuple[int, int]
 
@@ -94,21 +94,21 @@ def _distance(a: Cell, b: Cell) -> float:
 class Bridge(Environment):
     """The Bridge game of AlberDICE, 2 agents, map 4, adjacent starts."""
 
-    def __init__(self, seed: int = 42, time_limit: int = TIME_LIMIT) -> None:
+    def __init__(self, seed: int = 42, episode_limit: int = EPISODE_LIMIT) -> None:
         super().__init__()
         self.agents = ["agent_0", "agent_1"]
         self.num_actions = 5
         self.observation_shape = (8,)
         self.state_shape = (8,)
         self.seed = seed
-        self.time_limit = time_limit
+        self.episode_limit = episode_limit
         self.rng = np.random.default_rng(seed)  # the rules are deterministic; kept for the contract
         self.positions: Tuple[Cell, Cell] = STARTS
         self.done = (False, False)
         self.t = 0
 
     def copy(self, seed: int) -> "Bridge":
-        return Bridge(seed, self.time_limit)
+        return Bridge(seed, self.episode_limit)
 
     # ------------------------------------------------------------------ rules
     def _state(self) -> np.ndarray:
@@ -129,7 +129,7 @@ class Bridge(Environment):
         self.t += 1
         reward = 0.5 * sum(-0.1 * _distance(GOALS[i], self.positions[i])
                            for i in (0, 1) if not before[i])
-        self.done = tuple(before[i] or self.positions[i] == GOALS[i] or self.t >= self.time_limit
+        self.done = tuple(before[i] or self.positions[i] == GOALS[i] or self.t >= self.episode_limit
                           for i in (0, 1))
         finished = all(self.done)
         if finished:
