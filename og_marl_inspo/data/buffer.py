@@ -4,8 +4,9 @@ Sampling follows flashbax 0.1.3 as OG-MARL uses it (og_marl_contract.md 4.3): B 
 indices drawn uniformly from the `(L - T) // period + 1` valid starts of a random
 add-batch row, T consecutive rows each. Windows cross episode boundaries freely;
 systems reset recurrent state after terminal rows and cut bootstrapping with
-(1 - terminal), as OG-MARL's do. Timeouts, which vaults record as terminals, also carry a
-truncation once read (`populate_from_vault` with the environment). Transition sampling is `sequence_length = 2`.
+(1 - terminal), as OG-MARL's do. Timeouts, which vaults record as terminals, also carry
+a truncation once read (`populate_from_vault` with the environment). Transition
+sampling is `sequence_length = 2`.
 
 Draw k comes from `numpy.random.default_rng([seed, k])`, so a resumed run that sets
 `samples_drawn` back to its checkpointed step sees exactly the batches an
