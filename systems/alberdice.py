@@ -61,6 +61,9 @@ at -15.50 every time (3 320 / 3 399 s): nu's level at the start state is now rig
 -0.90). At alpha 0.001, Eq. 10 with w = 1 scores a flat nu at -0.005 on the Poor vault,
 an MLP fitted to the in-sample optimal value at +0.046 (its fitting errors set the
 max-like logsumexp) plus 0.029 of gradient penalty: (1 - gamma) = 0.01 weighs the shape.
+With `drop` and `grad_penalty=0`, Poor seed 0 leaves the deadlock: -3.36 greedy (-3.39 from
+step 70 000), sampled -3.92 with no deadlocked episode; both agents open with left, and nu
+rises 0.19 from the start to after (left, left). One seed; the committed value stays 0.1.
 """
 
 import dataclasses
