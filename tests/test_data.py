@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from og_marl_inspo.batch import unpack
 from og_marl_inspo.cli import main as cli_main
 from og_marl_inspo.data.buffer import ReplayBuffer
 from og_marl_inspo.data.collect import RECIPES, build_datasets, experience_from_episodes
-from og_marl_inspo.batch import unpack
 from og_marl_inspo.data.vault import (DataError, episode_returns, joint_action_frequencies, read_vault,
                                       summary, write_vault)
 from og_marl_inspo.envs import get_environment

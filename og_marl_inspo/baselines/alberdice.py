@@ -30,8 +30,8 @@ a time-limit end (`Batch.timeouts`) leaves its transition out of every loss
 with reward 0 a timeout would look as good as the goal to nu, which under alpha -> 0
 bounds nu from below by that exit at every state where an episode timed out (their
 pymarl buffer bootstraps through timeouts instead, which a vault cannot: it keeps no state
-after one); the data policy is fitted once per call, before agent 0's turn, and every turn reads its
-pre-update probabilities; the gradient penalty pairs each state with the state half a
+after one); the data policy is fitted once per call, before agent 0's turn, and every
+turn reads its pre-update probabilities; the gradient penalty pairs each state with the state half a
 batch away; the step counts of the anneal are train calls, not transitions.
 """
 
